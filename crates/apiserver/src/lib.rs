@@ -1,0 +1,10 @@
+//! # skiff-apiserver: the Kubernetes API of one cluster
+//!
+//! HTTP (TLS, HTTP/2 and 1.1), discovery, OpenAPI, authentication (x509, ServiceAccount JWT, EKS token
+//! hook), RBAC, admission, and a generic registry over a table of kinds, each kind's behaviour in one
+//! strategy file under `kinds/`.
+//!
+//! Must not depend on: AWS crates, controllers, scheduler, nodes. Talks to storage only through
+//! `skiff_store::Store`.
+
+pub mod registry;

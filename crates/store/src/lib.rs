@@ -1,0 +1,160 @@
+//! # skiff-store: the versioned key-value store with watch
+//!
+//! One logical keyspace per data dir, one global, monotonically increasing revision (like etcd).
+//! Kubernetes objects use it as their `resourceVersion`; AWS resources live in the same keyspace.
+//!
+//! Keys: `/aws/<account>/<region>/<service>/<type>/<id>` and
+//! `/k8s/<cluster-id>/<group>/<resource>/<namespace>/<name>` (cluster-scoped: no namespace segment).
+//!
+//! Must not depend on: any other skiff crate, anything that knows AWS or Kubernetes.
+//!
+//! Start at [`Store`]: the narrow interface every backend implements and every user codes against.
+//! Backends live in `backend/`; `tests/contract.rs` runs one suite against each.
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+
+/// The store's global revision. Starts at 1 for an empty store; every committed write transaction
+/// increments it by exactly one.
+pub type Revision = i64;
+
+/// One stored key with its value and revisions (etcd `mvccpb.KeyValue`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Bytes,
+    /// Revision of the transaction that created this key (since its last deletion).
+    pub create_revision: Revision,
+    /// Revision of the transaction that last wrote this key.
+    pub mod_revision: Revision,
+}
+
+/// A guard checked atomically with the write (kine: writes are appends guarded by a revision compare).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// Write unconditionally.
+    None,
+    /// The key must not exist (create).
+    MustNotExist,
+    /// The key must exist, with any revision.
+    MustExist,
+    /// The key must exist with exactly this `mod_revision` (optimistic concurrency).
+    ModRevision(Revision),
+}
+
+/// One operation of a transaction.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Put {
+        key: String,
+        value: Bytes,
+        precondition: Precondition,
+    },
+    Delete {
+        key: String,
+        precondition: Precondition,
+    },
+}
+
+/// What a committed transaction did.
+#[derive(Clone, Debug)]
+pub struct TxnResult {
+    /// The revision of this transaction (every op in it carries it as `mod_revision`).
+    pub revision: Revision,
+    /// For each op, in order: the value before the op (None if absent).
+    pub previous: Vec<Option<KeyValue>>,
+}
+
+/// Options for a range read.
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    /// Read at this revision (consistent snapshot); None = latest. Older than the compaction
+    /// point -> [`StoreError::Compacted`].
+    pub at_revision: Option<Revision>,
+    /// Start strictly after this key (paging).
+    pub start_after: Option<String>,
+    /// At most this many items; 0 = all.
+    pub limit: usize,
+}
+
+/// A page of a range read.
+#[derive(Clone, Debug)]
+pub struct ListResult {
+    pub items: Vec<KeyValue>,
+    /// The revision the read was served at (pass it back as `at_revision` to keep paging consistent).
+    pub revision: Revision,
+    /// True when more keys with the prefix follow the last item.
+    pub more: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
+/// A change seen by a watcher.
+#[derive(Clone, Debug)]
+pub struct WatchEvent {
+    pub kind: EventKind,
+    /// For `Put`: the new value. For `Delete`: key, empty value, `mod_revision` = the deleting revision.
+    pub kv: KeyValue,
+    /// The value before this change (always present for `Delete`; for `Put`, present when it was an update).
+    pub prev: Option<KeyValue>,
+}
+
+/// A watch: events with `kv.mod_revision > from_revision`, in revision order, never skipping or repeating one.
+/// The stream ends with `Err(StoreError::Compacted)` or `Err(StoreError::WatcherTooSlow)` if the
+/// watcher fell behind the retained history; the caller then relists.
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, StoreError>> + Send>>;
+
+#[derive(Debug, thiserror::Error, Clone)]
+pub enum StoreError {
+    #[error("precondition failed on key {key}")]
+    PreconditionFailed {
+        key: String,
+        /// The key's current state, to build a precise error (AlreadyExists vs Conflict vs NotFound).
+        current: Option<KeyValue>,
+    },
+    #[error("revision {requested} has been compacted (oldest available {compacted})")]
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
+    #[error("revision {requested} is in the future (current {current})")]
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
+    #[error("watcher fell too far behind and was cut off")]
+    WatcherTooSlow,
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store I/O error: {0}")]
+    Io(String),
+}
+
+/// The narrow store interface (etcd `kv.go` shape). Every backend passes `tests/contract.rs`.
+///
+/// Contract:
+/// - `txn` is atomic and durable (fsynced) before it returns `Ok`; it either applies every op or none.
+///   A failed precondition returns `PreconditionFailed` and changes nothing (no revision consumed).
+/// - Reads are linearizable with respect to acknowledged writes.
+/// - `watch` delivers every change to keys under `prefix` after `from_revision`, in order.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError>;
+    /// Keys starting with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult, StoreError>;
+    /// Number of keys under `prefix` (for quota and `remainingItemCount`).
+    async fn count(&self, prefix: &str) -> Result<u64, StoreError>;
+    async fn txn(&self, ops: Vec<Op>) -> Result<TxnResult, StoreError>;
+    async fn watch(&self, prefix: &str, from_revision: Revision)
+    -> Result<WatchStream, StoreError>;
+    /// The latest committed revision.
+    async fn current_revision(&self) -> Result<Revision, StoreError>;
+    /// The oldest revision a watch or read may still start from.
+    async fn compacted_revision(&self) -> Result<Revision, StoreError>;
+}
