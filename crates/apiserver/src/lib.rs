@@ -7,4 +7,6 @@
 //! Must not depend on: AWS crates, controllers, scheduler, nodes. Talks to storage only through
 //! `skiff_store::Store`.
 
+pub mod authn;
+pub mod authz;
 pub mod registry;

@@ -11,3 +11,52 @@
 pub mod context;
 pub mod credentials;
 pub mod resources;
+
+pub mod autoscaling;
+pub mod ec2;
+pub mod ecr;
+pub mod eks;
+pub mod elbv2;
+pub mod iam;
+pub mod kms;
+pub mod route53;
+pub mod secretsmanager;
+pub mod sts;
+
+use serde_json::Value;
+use skiff_aws_model::AwsError;
+
+/// The service table: signing name (SigV4 credential scope service) to that service's operation table.
+pub async fn dispatch(
+    ctx: &context::RequestContext,
+    service: &str,
+    operation: &str,
+    input: Value,
+) -> Result<Value, AwsError> {
+    match service {
+        "ec2" => ec2::dispatch(ctx, operation, input).await,
+        "eks" => eks::dispatch(ctx, operation, input).await,
+        "iam" => iam::dispatch(ctx, operation, input).await,
+        "sts" => sts::dispatch(ctx, operation, input).await,
+        "autoscaling" => autoscaling::dispatch(ctx, operation, input).await,
+        "elasticloadbalancing" => elbv2::dispatch(ctx, operation, input).await,
+        "route53" => route53::dispatch(ctx, operation, input).await,
+        "ecr" => ecr::dispatch(ctx, operation, input).await,
+        "kms" => kms::dispatch(ctx, operation, input).await,
+        "secretsmanager" => secretsmanager::dispatch(ctx, operation, input).await,
+        other => Err(AwsError::new(
+            "UnknownService",
+            format!("Skiff does not serve the service '{other}'"),
+        )),
+    }
+}
+
+/// A recognised operation we do not implement yet: the service's own "not implemented" shape
+/// (LocalStack answers the same), never canned data.
+pub fn not_implemented(service: &str, operation: &str) -> AwsError {
+    AwsError::new(
+        "NotImplemented",
+        format!("The operation {operation} of service {service} is not implemented by Skiff yet"),
+    )
+    .with_status(501)
+}
