@@ -9,4 +9,5 @@
 
 pub mod authn;
 pub mod authz;
+pub mod kinds;
 pub mod registry;

@@ -1,6 +1,7 @@
 //! The generic registry: CRUD, list, watch, patch, apply, dry-run, finalizers and cascading delete,
 //! implemented once over the [`strategy::Strategy`] of each kind.
 
+pub mod hooks;
 pub mod strategy;
 
 /// Human age as `kubectl get` prints it (`5s`, `3m12s`, `4h`, `2d3h`, `400d`).
