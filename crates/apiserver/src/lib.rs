@@ -7,7 +7,13 @@
 //! Must not depend on: AWS crates, controllers, scheduler, nodes. Talks to storage only through
 //! `skiff_store::Store`.
 
+pub mod admission;
+pub mod auth_apis;
 pub mod authn;
 pub mod authz;
+pub mod http;
 pub mod kinds;
+pub mod openapi;
+pub mod pki;
 pub mod registry;
+pub mod server;

@@ -10,6 +10,8 @@
 
 pub mod context;
 pub mod credentials;
+pub mod gateway;
+pub mod policy;
 pub mod resources;
 
 pub mod autoscaling;

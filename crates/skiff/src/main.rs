@@ -1,4 +1,28 @@
 //! `skiff`: the binary. CLI and wiring only; every behaviour lives in a library crate.
-fn main() {
-    println!("skiff");
+
+mod cli;
+mod kubeconfig;
+mod up;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        cli::Command::Up(args) => up::run(args),
+        cli::Command::Kubeconfig(args) => kubeconfig::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skiff: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -8,10 +8,15 @@
 //!
 //! Must not depend on: any other skiff crate, anything that knows AWS or Kubernetes.
 //!
-//! Start at [`Store`]: the narrow interface every backend implements and every user codes against.
-//! Backends live in `backend/`; `tests/contract.rs` runs one suite against each.
+//! Start at [`Store`]: the narrow interface every backend implements and every user codes against,
+//! and [`open`], which picks a backend from the `--store` spec. Backends live in `backend/`
+//! ([`EmbeddedStore`] on redb, [`EtcdStore`] on etcd v3); `tests/contract.rs` runs one suite
+//! against each. [`watch`] holds the watch hub (ring of recent events, fan-out, slow-watcher policy)
+//! the embedded backend uses; `txn.rs` holds the op validation and precondition rules both share.
 
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -32,6 +37,7 @@ pub struct KeyValue {
 }
 
 /// A guard checked atomically with the write (kine: writes are appends guarded by a revision compare).
+#[doc(alias = "Compare")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precondition {
     /// Write unconditionally.
@@ -134,6 +140,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store I/O error: {0}")]
     Io(String),
+    /// The request itself is malformed (empty key, the same key twice in one transaction, an
+    /// unknown store spec). etcd answers these with gRPC `InvalidArgument`; nothing was changed.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
 }
 
 /// The narrow store interface (etcd `kv.go` shape). Every backend passes `tests/contract.rs`.
@@ -147,9 +157,12 @@ pub enum StoreError {
 pub trait Store: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError>;
     /// Keys starting with `prefix`, sorted by key.
+    #[doc(alias = "Range")]
     async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult, StoreError>;
     /// Number of keys under `prefix` (for quota and `remainingItemCount`).
+    #[doc(alias = "count_only")]
     async fn count(&self, prefix: &str) -> Result<u64, StoreError>;
+    #[doc(alias = "Txn")]
     async fn txn(&self, ops: Vec<Op>) -> Result<TxnResult, StoreError>;
     async fn watch(&self, prefix: &str, from_revision: Revision)
     -> Result<WatchStream, StoreError>;
@@ -157,4 +170,58 @@ pub trait Store: Send + Sync + 'static {
     async fn current_revision(&self) -> Result<Revision, StoreError>;
     /// The oldest revision a watch or read may still start from.
     async fn compacted_revision(&self) -> Result<Revision, StoreError>;
+
+    /// Forget history at and before `revision`: reads at older revisions and watches from older
+    /// revisions get [`StoreError::Compacted`] afterwards. Compacting to a revision at or below the
+    /// current compaction point is a no-op (several processes may compact one etcd); a revision
+    /// above the current one is [`StoreError::FutureRevision`]. Backends also compact on their own
+    /// to keep a window (see each backend's options).
+    ///
+    /// The default exists so test doubles need not implement it; both real backends override it.
+    #[doc(alias = "Compact")]
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "this store cannot compact (asked for revision {revision})"
+        )))
+    }
+}
+
+pub mod backend;
+mod key;
+mod txn;
+pub mod watch;
+
+pub use backend::embedded::{EmbeddedOptions, EmbeddedStore};
+pub use backend::etcd::{EtcdOptions, EtcdStore};
+pub use key::prefix_end;
+
+/// Opens the store named by a `--store` spec.
+///
+/// - `""` or `"embedded"`: the embedded backend in `data_dir/store.redb` (the directory is created).
+/// - `"etcd://h1:2379,h2:2379"`: the etcd v3 backend on those endpoints (plain HTTP/2).
+pub async fn open(spec: &str, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    match spec {
+        "" | "embedded" => {
+            let path = data_dir.join("store.redb");
+            let dir = data_dir.to_path_buf();
+            let store = tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| StoreError::Io(format!("creating {}: {e}", dir.display())))?;
+                EmbeddedStore::open(&path, EmbeddedOptions::default())
+            })
+            .await
+            .map_err(|e| StoreError::Io(format!("opening the embedded store: {e}")))??;
+            Ok(Arc::new(store))
+        }
+        _ => match spec.strip_prefix("etcd://") {
+            Some(hosts) => {
+                let endpoints = backend::etcd::parse_endpoints(hosts)?;
+                let store = EtcdStore::connect(&endpoints, EtcdOptions::default()).await?;
+                Ok(Arc::new(store))
+            }
+            None => Err(StoreError::InvalidArgument(format!(
+                "unknown store spec {spec:?}: expected \"embedded\" or etcd://host:port[,host:port...]"
+            ))),
+        },
+    }
 }

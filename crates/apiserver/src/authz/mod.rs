@@ -2,6 +2,9 @@
 
 use crate::authn::UserInfo;
 
+pub mod bootstrap_policy;
+pub mod rbac;
+
 #[derive(Clone, Debug, Default)]
 pub struct Attributes {
     pub user: UserInfo,

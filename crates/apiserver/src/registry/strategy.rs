@@ -115,4 +115,21 @@ pub trait Strategy: Send + Sync + 'static {
     fn field_value(&self, _obj: &Value, _field: &str) -> Option<String> {
         None
     }
+
+    /// The rule `metadata.name` follows (`ValidateNameFunc`); the generic registry checks object
+    /// metadata with it, so `validate` need not repeat `ValidateObjectMeta`.
+    fn name_rule(&self) -> skiff_k8s_core::validation::NameRule {
+        skiff_k8s_core::validation::NameRule::Dns1123Subdomain
+    }
+
+    /// `AllowCreateOnUpdate`: may a PUT to a missing name create it (Endpoints, Leases: yes).
+    fn allow_create_on_update(&self) -> bool {
+        false
+    }
+
+    /// Graceful deletion (`CheckGracefulDelete`): Some(seconds) makes a DELETE without
+    /// `gracePeriodSeconds=0` only mark the object (Pods bound to a node wait for their kubelet).
+    fn graceful_deletion_seconds(&self, _obj: &Value) -> Option<i64> {
+        None
+    }
 }

@@ -1,0 +1,680 @@
+//! Resource requests: collection, object and subresource paths for every verb, mapped onto the
+//! registry. Decoding of bodies and query parameters happens here; the registry never sees HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{StatusCode, header};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use skiff_k8s_core::status::ApiError;
+
+use super::table::{IncludeObject, table, wants_table};
+use super::{Api, Body, Ctx, Reply, not_found_path};
+use crate::registry::hooks::{HookError, HookRequest};
+use crate::registry::selector::{FieldSelector, LabelSelector};
+use crate::registry::strategy::Strategy;
+use crate::registry::{
+    DeleteOptions, DeleteOutcome, FieldValidation, ListOptions, PatchType, Registry, WatchOptions,
+    WriteOptions,
+};
+
+/// Page size used when streaming an unbounded LIST out of the store.
+const STREAM_PAGE: usize = 500;
+
+fn hook_error(e: HookError, group: &str, resource: &str, kind: &str, name: &str) -> ApiError {
+    match e {
+        HookError::BadRequest(m) => ApiError::BadRequest(m),
+        HookError::NotFound { resource, name } => ApiError::not_found(group, &resource, &name),
+        HookError::Forbidden(m) => ApiError::Forbidden {
+            group: group.into(),
+            resource: resource.into(),
+            name: name.into(),
+            detail: m,
+        },
+        HookError::Invalid(causes) => ApiError::invalid(group, kind, name, causes),
+        HookError::Internal(m) => ApiError::InternalError(m),
+    }
+}
+
+/// Decodes a JSON or YAML request body into a JSON object value.
+fn decode_body(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+    let ct = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let media = ct.split(';').next().unwrap_or_default().trim();
+    let v: Value = match media {
+        "application/yaml" | "application/apply-patch+yaml" | "text/yaml" => {
+            let s = std::str::from_utf8(&ctx.body)
+                .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+            serde_saphyr::from_str(s)
+                .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?
+        }
+        ""
+        | "application/json"
+        | "application/json-patch+json"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/apply-patch+json"
+        | "*/*" => {
+            if ctx.body.is_empty() {
+                return Err(ApiError::BadRequest(
+                    "the body of the request was empty".into(),
+                ));
+            }
+            serde_json::from_slice(&ctx.body).map_err(|e| {
+                ApiError::BadRequest(format!("couldn't get version/kind; json parse error: {e}"))
+            })?
+        }
+        _ => {
+            return Err(ApiError::UnsupportedMediaType {
+                accepted: vec!["application/json".into(), "application/yaml".into()],
+            });
+        }
+    };
+    Ok(v)
+}
+
+fn write_options(ctx: &Ctx<'_>) -> Result<WriteOptions, ApiError> {
+    let dry_run = match ctx.query.get("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+            )));
+        }
+    };
+    let field_manager = match ctx.query.get("fieldManager") {
+        Some(m) if !m.is_empty() => {
+            if m.len() > 128 {
+                return Err(ApiError::BadRequest(
+                    "fieldManager: Too long: may not be more than 128 bytes".into(),
+                ));
+            }
+            m.to_string()
+        }
+        _ => String::new(),
+    };
+    Ok(WriteOptions {
+        dry_run,
+        field_manager,
+        field_validation: FieldValidation::parse(ctx.query.get("fieldValidation").unwrap_or(""))?,
+        apply: false,
+    })
+}
+
+/// The manager of a non-apply write with no `fieldManager`: from the User-Agent.
+fn with_default_manager(mut o: WriteOptions, ctx: &Ctx<'_>) -> WriteOptions {
+    if o.field_manager.is_empty() {
+        let ua = ctx
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        o.field_manager = crate::registry::manager_from_user_agent(ua);
+    }
+    o
+}
+
+fn selectors(ctx: &Ctx<'_>) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let l = LabelSelector::parse(ctx.query.get("labelSelector").unwrap_or(""))
+        .map_err(ApiError::BadRequest)?;
+    let f = FieldSelector::parse(ctx.query.get("fieldSelector").unwrap_or(""))
+        .map_err(ApiError::BadRequest)?;
+    Ok((l, f))
+}
+
+fn parse_int(ctx: &Ctx<'_>, k: &str) -> Result<Option<i64>, ApiError> {
+    match ctx.query.get(k) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest(format!("invalid value for {k}: {v:?}"))),
+    }
+}
+
+impl Api {
+    pub(crate) async fn resource(&self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+        let info = ctx.info;
+        let reg = &self.registry;
+        let Some(kind) = reg
+            .kind(&info.group, &info.resource)
+            .filter(|k| k.info().version == info.version)
+        else {
+            return self.create_only(ctx).await;
+        };
+        let ki = kind.info().clone();
+        // Namespaced kinds need a namespace for single objects; cluster-scoped ones take none.
+        let is_ns_kind = ki.group.is_empty() && ki.plural == "namespaces";
+        let ns: Option<&str> = if ki.namespaced {
+            if info.namespace.is_empty() {
+                if !info.name.is_empty() || info.verb == "create" || info.verb == "deletecollection"
+                {
+                    return Err(not_found_path());
+                }
+                None
+            } else {
+                Some(info.namespace.as_str())
+            }
+        } else {
+            if !info.namespace.is_empty() && !is_ns_kind {
+                return Err(not_found_path());
+            }
+            None
+        };
+        let sub = info.subresource.as_str();
+        match sub {
+            "" => {}
+            "status" if ki.has_status => {}
+            "scale" if ki.scale.is_some() => return self.scale(ctx, &kind, ns).await,
+            "finalize" if is_ns_kind && info.verb == "update" => {}
+            other => {
+                if info.verb == "create" {
+                    if let Some(h) = self.subresources.iter().find(|h| {
+                        h.parent() == (ki.plural.as_str(), ki.group.as_str())
+                            && h.subresource() == other
+                    }) {
+                        let opts = write_options(ctx)?;
+                        let body = decode_body(ctx)?;
+                        let req = HookRequest {
+                            user: ctx.user,
+                            namespace: ns,
+                            name: Some(&info.name),
+                            dry_run: opts.dry_run,
+                        };
+                        let (k, _, _) = h.kind();
+                        let out = h
+                            .create(&req, body)
+                            .await
+                            .map_err(|e| hook_error(e, &ki.group, &ki.plural, k, &info.name))?;
+                        return Ok(Reply::json(StatusCode::CREATED, &out));
+                    }
+                }
+                return Err(not_found_path());
+            }
+        }
+        let accept = ctx
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let as_table = wants_table(accept);
+        let include = IncludeObject::parse(ctx.query.get("includeObject").unwrap_or(""));
+        match info.verb.as_str() {
+            "get" => {
+                let obj = reg.get(&kind, ns, &info.name).await?;
+                if as_table {
+                    let rv = obj
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .map(String::from);
+                    return Ok(Reply::json(
+                        StatusCode::OK,
+                        &table(&kind, &[obj], include, rv, None, true),
+                    ));
+                }
+                Ok(Reply::json(StatusCode::OK, &obj))
+            }
+            "list" => self.list(ctx, &kind, ns, as_table, include).await,
+            "watch" => self.watch(ctx, &kind, ns, as_table, include).await,
+            "create" => {
+                if !info.name.is_empty() {
+                    return Err(ApiError::MethodNotSupported {
+                        group: ki.group.clone(),
+                        resource: ki.plural.clone(),
+                        action: "create".into(),
+                    });
+                }
+                let opts = with_default_manager(write_options(ctx)?, ctx);
+                let body = decode_body(ctx)?;
+                let w = reg.create(&kind, ns, body, &opts).await?;
+                let mut r = Reply::json(StatusCode::CREATED, &w.object);
+                r.warnings = w.warnings;
+                Ok(r)
+            }
+            "update" => {
+                let opts = with_default_manager(write_options(ctx)?, ctx);
+                let body = decode_body(ctx)?;
+                let sub = if sub == "finalize" { "" } else { sub };
+                let w = reg.update(&kind, ns, &info.name, body, sub, &opts).await?;
+                let mut r = Reply::json(
+                    if w.created {
+                        StatusCode::CREATED
+                    } else {
+                        StatusCode::OK
+                    },
+                    &w.object,
+                );
+                r.warnings = w.warnings;
+                Ok(r)
+            }
+            "patch" => {
+                let ct = ctx
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let pt = PatchType::from_content_type(ct).ok_or_else(|| {
+                    ApiError::UnsupportedMediaType {
+                        accepted: PatchType::ACCEPTED.iter().map(|s| s.to_string()).collect(),
+                    }
+                })?;
+                let mut opts = write_options(ctx)?;
+                if pt != PatchType::Apply {
+                    opts = with_default_manager(opts, ctx);
+                } else if ctx.query.get("force").is_some()
+                    && !ctx.query.flag("force")
+                    && ctx.query.get("force") != Some("false")
+                {
+                    return Err(ApiError::BadRequest(
+                        "force: Invalid value: must be true or false".into(),
+                    ));
+                }
+                let patch = decode_body(ctx)?;
+                let w = reg
+                    .patch(
+                        &kind,
+                        ns,
+                        &info.name,
+                        patch,
+                        pt,
+                        sub,
+                        ctx.query.flag("force"),
+                        &opts,
+                    )
+                    .await?;
+                let mut r = Reply::json(
+                    if w.created {
+                        StatusCode::CREATED
+                    } else {
+                        StatusCode::OK
+                    },
+                    &w.object,
+                );
+                r.warnings = w.warnings;
+                Ok(r)
+            }
+            "delete" => {
+                let opts = self.delete_options(ctx)?;
+                match reg.delete(&kind, ns, &info.name, &opts).await? {
+                    DeleteOutcome::Pending(obj) => Ok(Reply::json(StatusCode::OK, &obj)),
+                    DeleteOutcome::Deleted(obj) => {
+                        let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+                        let mut details = json!({"name": info.name, "kind": ki.plural, "uid": uid});
+                        if !ki.group.is_empty() {
+                            details["group"] = json!(ki.group);
+                        }
+                        Ok(Reply::json(
+                            StatusCode::OK,
+                            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                            "status": "Success", "details": details}),
+                        ))
+                    }
+                }
+            }
+            "deletecollection" => {
+                let opts = self.delete_options(ctx)?;
+                let (l, f) = selectors(ctx)?;
+                let page = reg
+                    .list(
+                        &kind,
+                        ns,
+                        &ListOptions {
+                            label_selector: l,
+                            field_selector: f,
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                let mut deleted = Vec::new();
+                for obj in page.items {
+                    let name = obj
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    let ons = obj
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .map(String::from);
+                    match reg.delete(&kind, ons.as_deref().or(ns), &name, &opts).await {
+                        Ok(DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o)) => {
+                            deleted.push(o)
+                        }
+                        Err(ApiError::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let list = Registry::list_object(
+                    &kind,
+                    crate::registry::ListPage {
+                        items: deleted,
+                        resource_version: page.resource_version,
+                        continue_token: None,
+                    },
+                );
+                Ok(Reply::json(StatusCode::OK, &list))
+            }
+            _ => Err(ApiError::MethodNotSupported {
+                group: ki.group.clone(),
+                resource: ki.plural.clone(),
+                action: info.verb.clone(),
+            }),
+        }
+    }
+
+    /// POST on a create-only resource (reviews); anything else on an unknown resource is 404.
+    async fn create_only(&self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+        let info = ctx.info;
+        let Some(h) = self.create_only.iter().find(|h| {
+            let i = h.info();
+            i.group == info.group && i.version == info.version && i.plural == info.resource
+        }) else {
+            return Err(not_found_path());
+        };
+        let hi = h.info().clone();
+        if info.verb != "create" || !info.subresource.is_empty() {
+            return Err(ApiError::MethodNotSupported {
+                group: hi.group.clone(),
+                resource: hi.plural.clone(),
+                action: info.verb.clone(),
+            });
+        }
+        let opts = write_options(ctx)?;
+        let body = decode_body(ctx)?;
+        let ns = (!info.namespace.is_empty()).then_some(info.namespace.as_str());
+        let req = HookRequest {
+            user: ctx.user,
+            namespace: ns,
+            name: None,
+            dry_run: opts.dry_run,
+        };
+        let out = h
+            .create(&req, body)
+            .await
+            .map_err(|e| hook_error(e, &hi.group, &hi.plural, &hi.kind, ""))?;
+        Ok(Reply::json(StatusCode::CREATED, &out))
+    }
+
+    fn delete_options(&self, ctx: &Ctx<'_>) -> Result<DeleteOptions, ApiError> {
+        let body: Value = if ctx.body.is_empty() {
+            json!({})
+        } else {
+            decode_body(ctx)?
+        };
+        let s = |k: &str| body.get(k).and_then(Value::as_str).map(String::from);
+        let mut o = DeleteOptions {
+            propagation_policy: s("propagationPolicy"),
+            precondition_uid: body
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(String::from),
+            precondition_resource_version: body
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(String::from),
+            grace_period_seconds: body.get("gracePeriodSeconds").and_then(Value::as_i64),
+            dry_run: body
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "All")),
+        };
+        if body.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+            && o.propagation_policy.is_none()
+        {
+            o.propagation_policy = Some("Orphan".into());
+        }
+        if let Some(p) = ctx.query.get("propagationPolicy") {
+            o.propagation_policy = Some(p.to_string());
+        }
+        if let Some(g) = parse_int(ctx, "gracePeriodSeconds")? {
+            o.grace_period_seconds = Some(g);
+        }
+        if ctx.query.get("orphanDependents") == Some("true") && o.propagation_policy.is_none() {
+            o.propagation_policy = Some("Orphan".into());
+        }
+        o.dry_run |= write_options(ctx)?.dry_run;
+        Ok(o)
+    }
+
+    async fn list(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: &Arc<dyn Strategy>,
+        ns: Option<&str>,
+        as_table: bool,
+        include: IncludeObject,
+    ) -> Result<Reply, ApiError> {
+        let (l, f) = selectors(ctx)?;
+        let limit = parse_int(ctx, "limit")?.unwrap_or(0).max(0) as usize;
+        let opts = ListOptions {
+            label_selector: l,
+            field_selector: f,
+            limit,
+            continue_token: ctx
+                .query
+                .get("continue")
+                .filter(|c| !c.is_empty())
+                .map(String::from),
+            resource_version: ctx.query.get("resourceVersion").map(String::from),
+            resource_version_match: ctx
+                .query
+                .get("resourceVersionMatch")
+                .filter(|c| !c.is_empty())
+                .map(String::from),
+        };
+        if limit > 0 || as_table {
+            let page = self.registry.list(kind, ns, &opts).await?;
+            let v = if as_table {
+                table(
+                    kind,
+                    &page.items,
+                    include,
+                    Some(page.resource_version.to_string()),
+                    page.continue_token,
+                    true,
+                )
+            } else {
+                Registry::list_object(kind, page)
+            };
+            return Ok(Reply::json(StatusCode::OK, &v));
+        }
+        // No limit: stream the list out page by page so memory stays bounded.
+        let first = self
+            .registry
+            .list(
+                kind,
+                ns,
+                &ListOptions {
+                    limit: STREAM_PAGE,
+                    ..opts.clone()
+                },
+            )
+            .await?;
+        let info = kind.info();
+        let head = format!(
+            "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
+            info.kind,
+            crate::registry::api_version(info),
+            first.resource_version
+        );
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let reg = self.registry.clone();
+        let kind = kind.clone();
+        let ns = ns.map(String::from);
+        tokio::spawn(async move {
+            if tx.send(Bytes::from(head)).await.is_err() {
+                return;
+            }
+            let mut page = first;
+            let mut first_item = true;
+            loop {
+                let mut buf = Vec::with_capacity(page.items.len() * 512);
+                for item in &page.items {
+                    if !first_item {
+                        buf.push(b',');
+                    }
+                    first_item = false;
+                    if serde_json::to_writer(&mut buf, item).is_err() {
+                        return;
+                    }
+                }
+                if tx.send(Bytes::from(buf)).await.is_err() {
+                    return;
+                }
+                let Some(token) = page.continue_token.take() else {
+                    break;
+                };
+                match reg
+                    .list(
+                        &kind,
+                        ns.as_deref(),
+                        &ListOptions {
+                            limit: STREAM_PAGE,
+                            continue_token: Some(token),
+                            resource_version: None,
+                            resource_version_match: None,
+                            ..opts.clone()
+                        },
+                    )
+                    .await
+                {
+                    Ok(p) => page = p,
+                    // The status line is gone; a truncated body makes the client fail loudly.
+                    Err(_) => return,
+                }
+            }
+            let _ = tx.send(Bytes::from_static(b"]}")).await;
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
+            .map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b)));
+        Ok(Reply {
+            status: StatusCode::OK,
+            body: StreamBody::new(stream).boxed_unsync(),
+            content_type: "application/json",
+            warnings: Vec::new(),
+        })
+    }
+
+    async fn watch(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: &Arc<dyn Strategy>,
+        ns: Option<&str>,
+        as_table: bool,
+        include: IncludeObject,
+    ) -> Result<Reply, ApiError> {
+        let (mut l, mut f) = selectors(ctx)?;
+        // `/watch/namespaces/x/pods/name` watches one object.
+        if !ctx.info.name.is_empty() {
+            f = FieldSelector::parse(&format!("metadata.name={}", ctx.info.name))
+                .map_err(ApiError::BadRequest)?;
+            l = l.clone();
+        }
+        let timeout = parse_int(ctx, "timeoutSeconds")?
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(t as u64))
+            // Upstream picks a random timeout of 30-60 minutes when none is given.
+            .or(Some(Duration::from_secs(
+                1800 + rand::random::<u64>() % 1800,
+            )));
+        let send_initial = match ctx.query.get("sendInitialEvents") {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        };
+        let opts = WatchOptions {
+            label_selector: l,
+            field_selector: f,
+            resource_version: ctx.query.get("resourceVersion").map(String::from),
+            allow_bookmarks: ctx.query.flag("allowWatchBookmarks"),
+            send_initial_events: send_initial,
+            timeout,
+            bookmark_interval: None,
+        };
+        let events = self.registry.watch(kind, ns, opts).await?;
+        let kind = kind.clone();
+        let mut first = true;
+        let stream = events.map(move |ev| {
+            let object = if as_table && matches!(ev.type_, "ADDED" | "MODIFIED" | "DELETED") {
+                let t = table(
+                    &kind,
+                    std::slice::from_ref(&ev.object),
+                    include,
+                    None,
+                    None,
+                    first,
+                );
+                first = false;
+                t
+            } else {
+                ev.object
+            };
+            let mut line = serde_json::to_vec(&json!({"type": ev.type_, "object": object}))
+                .unwrap_or_default();
+            line.push(b'\n');
+            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(line)))
+        });
+        let body: Body = StreamBody::new(stream).boxed_unsync();
+        Ok(Reply {
+            status: StatusCode::OK,
+            body,
+            content_type: "application/json",
+            warnings: Vec::new(),
+        })
+    }
+
+    async fn scale(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: &Arc<dyn Strategy>,
+        ns: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        let info = ctx.info;
+        let reg = &self.registry;
+        match info.verb.as_str() {
+            "get" => Ok(Reply::json(
+                StatusCode::OK,
+                &reg.get_scale(kind, ns, &info.name).await?,
+            )),
+            "update" => {
+                let opts = with_default_manager(write_options(ctx)?, ctx);
+                let body = decode_body(ctx)?;
+                let out = reg
+                    .update_scale(kind, ns, &info.name, &opts, |_| Ok(body.clone()))
+                    .await?;
+                Ok(Reply::json(StatusCode::OK, &out))
+            }
+            "patch" => {
+                let ct = ctx
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let pt = PatchType::from_content_type(ct).ok_or_else(|| {
+                    ApiError::UnsupportedMediaType {
+                        accepted: PatchType::ACCEPTED.iter().map(|s| s.to_string()).collect(),
+                    }
+                })?;
+                let opts = with_default_manager(write_options(ctx)?, ctx);
+                let patch = decode_body(ctx)?;
+                let out = reg
+                    .patch_scale(kind, ns, &info.name, patch, pt, &opts)
+                    .await?;
+                Ok(Reply::json(StatusCode::OK, &out))
+            }
+            _ => Err(ApiError::MethodNotSupported {
+                group: kind.info().group.clone(),
+                resource: format!("{}/scale", kind.info().plural),
+                action: info.verb.clone(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! One Kubernetes control plane per cluster: start, restore on `skiff up`, stop.
+//!
+//! A cluster's identity (id, port, version) and PKI are files in the data dir
+//! ([`crate::cluster_dir`]); its objects are in the shared store under `/k8s/<id>/`.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use skiff_apiserver::auth_apis::access_review::{SelfSubjectRulesReview, access_reviews};
+use skiff_apiserver::auth_apis::self_subject_review::SelfSubjectReviewResource;
+use skiff_apiserver::auth_apis::token_controller::run_token_controller;
+use skiff_apiserver::auth_apis::token_request::TokenRequestHandler;
+use skiff_apiserver::auth_apis::token_review::TokenReviewResource;
+use skiff_apiserver::authn::Authenticator;
+use skiff_apiserver::authn::bootstrap_token::BootstrapTokenAuthenticator;
+use skiff_apiserver::authn::service_account_token::{
+    ServiceAccountTokenAuthenticator, TokenSigner,
+};
+use skiff_apiserver::authn::x509::X509Authenticator;
+use skiff_apiserver::authz::Authorizer;
+use skiff_apiserver::authz::bootstrap_policy::ensure_bootstrap_policy;
+use skiff_apiserver::authz::rbac::RbacAuthorizer;
+use skiff_apiserver::pki::ClusterPki;
+use skiff_apiserver::server::{ClusterApiConfig, RunningApi, TlsConfig};
+use skiff_store::Store;
+use tokio::sync::Mutex;
+
+use crate::cluster_dir::{self, ClusterRecord};
+
+/// The Kubernetes version new clusters report (EKS's default track).
+pub const DEFAULT_KUBERNETES_VERSION: &str = "1.33";
+/// How many ports past `--cluster-port-base` are tried before giving up.
+const PORT_SEARCH_SPAN: u16 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlPlaneError {
+    #[error("cluster files: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cluster PKI: {0}")]
+    Pki(String),
+    #[error("store: {0}")]
+    Store(#[from] skiff_store::StoreError),
+    #[error("starting the API server: {0}")]
+    Start(String),
+    #[error("no free port in {0}..{1}")]
+    NoFreePort(u16, u16),
+}
+
+struct RunningCluster {
+    record: ClusterRecord,
+    api: RunningApi,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Every running control plane of this process.
+pub struct ControlPlanes {
+    store: Arc<dyn Store>,
+    data_dir: PathBuf,
+    port_base: u16,
+    running: Mutex<BTreeMap<String, RunningCluster>>,
+}
+
+impl ControlPlanes {
+    pub fn new(store: Arc<dyn Store>, data_dir: PathBuf, port_base: u16) -> Self {
+        Self {
+            store,
+            data_dir,
+            port_base,
+            running: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Start every cluster recorded in the data dir (on `skiff up`).
+    pub async fn restore_all(&self) -> Result<(), ControlPlaneError> {
+        for record in cluster_dir::list_records(&self.data_dir)? {
+            self.start(record).await?;
+        }
+        Ok(())
+    }
+
+    /// The cluster `name`, created (new id, PKI, port) if it does not exist, and running.
+    pub async fn ensure(&self, name: &str) -> Result<ClusterRecord, ControlPlaneError> {
+        if let Some(running) = self.running.lock().await.get(name) {
+            return Ok(running.record.clone());
+        }
+        let record = match cluster_dir::read_record(&self.data_dir, name)? {
+            Some(r) => r,
+            None => {
+                let record = ClusterRecord {
+                    name: name.to_string(),
+                    id: uuid::Uuid::new_v4().simple().to_string(),
+                    port: 0,
+                    kubernetes_version: DEFAULT_KUBERNETES_VERSION.to_string(),
+                    created_at: jiff::Timestamp::now().to_string(),
+                };
+                let pki = ClusterPki::generate(name)
+                    .map_err(|e| ControlPlaneError::Pki(e.to_string()))?;
+                pki.to_files(&cluster_dir::pki_dir(&self.data_dir, name))
+                    .map_err(|e| ControlPlaneError::Pki(e.to_string()))?;
+                record
+            }
+        };
+        self.start(record).await
+    }
+
+    /// Records of the running clusters.
+    pub async fn list(&self) -> Vec<ClusterRecord> {
+        self.running
+            .lock()
+            .await
+            .values()
+            .map(|r| r.record.clone())
+            .collect()
+    }
+
+    /// Stop every control plane (clean shutdown; everything is already durable).
+    pub async fn shutdown(&self) {
+        let mut running = self.running.lock().await;
+        for (_, cluster) in std::mem::take(&mut *running) {
+            for t in &cluster.background {
+                t.abort();
+            }
+            cluster.api.shutdown().await;
+        }
+    }
+
+    /// Pick the port: the recorded one when it is free, else the first free one from the base
+    /// (0 = any free port), and persist it so kubeconfigs keep working across restarts.
+    fn choose_port(&self, recorded: u16) -> Result<u16, ControlPlaneError> {
+        let free = |p: u16| TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], p))).is_ok();
+        if recorded != 0 && free(recorded) {
+            return Ok(recorded);
+        }
+        if self.port_base == 0 {
+            let l = TcpListener::bind("127.0.0.1:0")?;
+            return Ok(l.local_addr()?.port());
+        }
+        let end = self.port_base.saturating_add(PORT_SEARCH_SPAN);
+        (self.port_base..end)
+            .find(|p| free(*p))
+            .ok_or(ControlPlaneError::NoFreePort(self.port_base, end))
+    }
+
+    async fn start(&self, mut record: ClusterRecord) -> Result<ClusterRecord, ControlPlaneError> {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.get(&record.name) {
+            return Ok(r.record.clone());
+        }
+        let pki = ClusterPki::load(
+            &cluster_dir::pki_dir(&self.data_dir, &record.name),
+            &record.name,
+        )
+        .map_err(|e| ControlPlaneError::Pki(e.to_string()))?;
+        let pki = Arc::new(pki);
+        record.port = self.choose_port(record.port)?;
+        cluster_dir::write_record(&self.data_dir, &record)?;
+
+        let store = self.store.clone();
+        let id = record.id.clone();
+        ensure_bootstrap_policy(&*store, &id).await?;
+
+        // Authentication: client certificates, ServiceAccount tokens, bootstrap tokens.
+        let issuer = format!("https://127.0.0.1:{}", record.port);
+        let signer = Arc::new(
+            TokenSigner::new(&pki, &issuer).map_err(|e| ControlPlaneError::Pki(e.to_string()))?,
+        );
+        let audiences = vec![issuer.clone()];
+        let service_accounts = Arc::new(ServiceAccountTokenAuthenticator::new(
+            signer.clone(),
+            store.clone(),
+            &id,
+            audiences.clone(),
+        ));
+        let x509 =
+            X509Authenticator::new(&pki).map_err(|e| ControlPlaneError::Pki(e.to_string()))?;
+        let authenticators: Vec<Arc<dyn Authenticator>> = vec![
+            Arc::new(x509),
+            service_accounts.clone(),
+            Arc::new(BootstrapTokenAuthenticator::new(store.clone(), &id)),
+        ];
+
+        // Authorization: RBAC, kept current by a store watch.
+        let rbac = Arc::new(RbacAuthorizer::start(store.clone(), &id).await?);
+        let authorizer: Arc<dyn Authorizer> = rbac.clone();
+
+        let mut create_only = access_reviews(authorizer.clone());
+        create_only.push(Arc::new(SelfSubjectRulesReview::new(rbac.clone())));
+        create_only.push(Arc::new(TokenReviewResource::new(
+            Some(service_accounts.clone()),
+            authenticators.clone(),
+            audiences.clone(),
+        )));
+        create_only.push(Arc::new(SelfSubjectReviewResource::default()));
+
+        let mut cfg =
+            ClusterApiConfig::new(id.clone(), SocketAddr::from(([127, 0, 0, 1], record.port)));
+        cfg.kubernetes_version = record.kubernetes_version.clone();
+        cfg.tls = Some(TlsConfig {
+            serving_cert_pem: pki.serving_cert_pem.clone(),
+            serving_key_pem: pki.serving_key_pem.clone(),
+            client_ca_pem: pki.ca_cert_pem.clone(),
+        });
+        cfg.authenticators = authenticators;
+        cfg.authorizers = vec![authorizer];
+        cfg.create_only = create_only;
+        cfg.subresources = vec![Arc::new(TokenRequestHandler::new(
+            signer.clone(),
+            store.clone(),
+            &id,
+            audiences.clone(),
+        ))];
+
+        let api = skiff_apiserver::server::start(store.clone(), cfg)
+            .await
+            .map_err(|e| ControlPlaneError::Start(e.to_string()))?;
+        let background = vec![tokio::spawn(run_token_controller(
+            store.clone(),
+            id.clone(),
+            pki.clone(),
+        ))];
+        tracing::info!(cluster = %record.name, addr = %api.local_addr, "control plane started");
+        running.insert(
+            record.name.clone(),
+            RunningCluster {
+                record: record.clone(),
+                api,
+                background,
+            },
+        );
+        Ok(record)
+    }
+}
+
+/// `/_skiff/health`: every running cluster's API answers `/readyz`.
+#[async_trait::async_trait]
+impl skiff_aws::gateway::health::HealthCheck for ControlPlanes {
+    async fn check(&self) -> Result<(), String> {
+        let addrs: Vec<(String, SocketAddr)> = self
+            .running
+            .lock()
+            .await
+            .iter()
+            .map(|(n, c)| (n.clone(), c.api.local_addr))
+            .collect();
+        for (name, addr) in addrs {
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("cluster {name} API at {addr} does not answer: {e}"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! The command-line contract (design.md §2). Tests, scripts and docs rely on it: extend, never break.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "skiff",
+    version,
+    about = "Amazon EKS and the AWS it stands on, on one machine"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the AWS gateway and every restored cluster until SIGINT/SIGTERM.
+    Up(UpArgs),
+    /// Print an admin kubeconfig (client certificate) for a cluster to stdout.
+    Kubeconfig(KubeconfigArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataDirArgs {
+    /// Where state lives. Default: `$XDG_DATA_HOME/skiff` (or `~/.local/share/skiff`); `./.skiff` with `--local`.
+    #[arg(long, env = "SKIFF_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep state in `./.skiff`.
+    #[arg(long)]
+    pub local: bool,
+}
+
+impl DataDirArgs {
+    pub fn resolve(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        if self.local {
+            return PathBuf::from(".skiff");
+        }
+        if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(xdg).join("skiff");
+        }
+        match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".local/share/skiff"),
+            None => PathBuf::from(".skiff"),
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// Address of the AWS gateway (every service).
+    #[arg(long, default_value = "127.0.0.1:4566")]
+    pub listen: SocketAddr,
+    /// First port tried for each cluster's Kubernetes API; 0 = any free port.
+    #[arg(long, default_value_t = 6443)]
+    pub cluster_port_base: u16,
+    /// Store backend: `embedded` (default) or `etcd://host:port[,host:port…]`.
+    #[arg(long, default_value = "embedded")]
+    pub store: String,
+    /// Accept any access key as the root user (LocalStack's leniency); signatures are then not checked.
+    #[arg(long)]
+    pub any_credentials: bool,
+    /// Create (idempotently) the demo cluster `demo` before serving.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KubeconfigArgs {
+    /// Cluster name.
+    pub cluster: String,
+    #[command(flatten)]
+    pub data: DataDirArgs,
+}

@@ -1,0 +1,79 @@
+//! `skiff up`: open the store, restore every cluster, serve the AWS gateway, wait for a signal.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use skiff_aws::gateway::{GatewayConfig, GatewayState, router, serve_router};
+use skiff_eks::control_plane::ControlPlanes;
+
+use crate::cli::UpArgs;
+
+pub fn run(args: UpArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("skiff")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: UpArgs) -> anyhow::Result<()> {
+    let data_dir = args.data.resolve();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let store = skiff_store::open(&args.store, &data_dir)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the store ({}) in {}",
+                args.store,
+                data_dir.display()
+            )
+        })?;
+
+    // Models are parsed before the first request so the first EC2 call does not pay for them.
+    tokio::task::spawn_blocking(skiff_aws_model::model::preload).await?;
+    let state = GatewayState::new(
+        store.clone(),
+        GatewayConfig {
+            listen: args.listen,
+            any_credentials: args.any_credentials,
+            ..GatewayConfig::default()
+        },
+    );
+    let planes = Arc::new(ControlPlanes::new(
+        store.clone(),
+        data_dir.clone(),
+        args.cluster_port_base,
+    ));
+    state.health.register("clusters", planes.clone());
+    let gateway = serve_router(router(state), args.listen).await?;
+
+    planes.restore_all().await.context("restoring clusters")?;
+    if args.demo {
+        let rec = planes
+            .ensure("demo")
+            .await
+            .context("creating the demo cluster")?;
+        tracing::info!(
+            port = rec.port,
+            "demo cluster ready: skiff kubeconfig demo > kc && kubectl --kubeconfig kc get ns"
+        );
+    }
+    tracing::info!(gateway = %gateway.local_addr, data_dir = %data_dir.display(), "skiff is up");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    planes.shutdown().await;
+    gateway.shutdown().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
