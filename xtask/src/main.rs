@@ -5,6 +5,8 @@
 //!   interpret, the documentation is AWS's text and not ours to ship.
 //! - `ci`: the checks `.ci/run` runs (fmt, clippy, tests).
 
+mod protobuf_schema;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     match task.as_str() {
         "strip-models" => strip_models(),
         "ci" => ci(),
+        "protobuf-schema" => protobuf_schema::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         other => bail!("unknown task {other:?}; tasks: strip-models, ci"),
     }
 }

@@ -6,6 +6,11 @@
 //!
 //! Must not depend on: AWS crates, controllers, scheduler, nodes. Talks to storage only through
 //! `skiff_store::Store`.
+//!
+//! Start at [`server::start`] (listener, TLS, bootstrap objects, in-process controllers), then
+//! [`http::Api::serve`] (authn → authz → routing; the one `ApiError` → `Status` conversion is
+//! [`http::error_response`]), then [`registry::Registry`] (the generic create/update/patch/delete/
+//! list/watch every kind goes through; in-process clients call it directly).
 
 pub mod admission;
 pub mod auth_apis;

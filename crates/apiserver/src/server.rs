@@ -189,18 +189,11 @@ pub async fn start(store: Arc<dyn Store>, cfg: ClusterApiConfig) -> Result<Runni
         version: version_document(&cfg.kubernetes_version),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    tasks.push(GarbageCollector::new(registry.clone()).spawn(shutdown_rx.clone()));
-    tasks.push(namespace_lifecycle::spawn(
-        registry.clone(),
-        shutdown_rx.clone(),
-    ));
-    tasks.push(tokio::spawn(accept_loop(
-        listener,
-        acceptor,
-        api,
-        shutdown_rx,
-    )));
+    let tasks = vec![
+        GarbageCollector::new(registry.clone()).spawn(shutdown_rx.clone()),
+        namespace_lifecycle::spawn(registry.clone(), shutdown_rx.clone()),
+        tokio::spawn(accept_loop(listener, acceptor, api, shutdown_rx)),
+    ];
     Ok(RunningApi {
         local_addr,
         registry,

@@ -14,22 +14,8 @@ use std::time::Duration;
 use auth_support::{CLUSTER, MemStore, rbac_key};
 use base64::Engine;
 use serde_json::{Value, json};
-use skiff_apiserver::auth_apis::access_review::{SelfSubjectRulesReview, access_reviews};
-use skiff_apiserver::auth_apis::self_subject_review::SelfSubjectReviewResource;
-use skiff_apiserver::auth_apis::token_request::TokenRequestHandler;
-use skiff_apiserver::auth_apis::token_review::TokenReviewResource;
-use skiff_apiserver::authn::Authenticator;
-use skiff_apiserver::authn::bearer::BearerTokenAuthenticator;
-use skiff_apiserver::authn::bootstrap_token::BootstrapTokenAuthenticator;
-use skiff_apiserver::authn::service_account_token::{
-    ServiceAccountTokenAuthenticator, TokenSigner,
-};
-use skiff_apiserver::authn::x509::X509Authenticator;
-use skiff_apiserver::authz::Authorizer;
-use skiff_apiserver::authz::bootstrap_policy::ensure_bootstrap_policy;
-use skiff_apiserver::authz::rbac::RbacAuthorizer;
+use skiff_apiserver::auth_apis::stack::AuthStack;
 use skiff_apiserver::pki::ClusterPki;
-use skiff_apiserver::registry::hooks::CreateOnlyResource;
 use skiff_apiserver::server::{self, ClusterApiConfig, TlsConfig};
 
 const ISSUER: &str = "https://kubernetes.default.svc";
@@ -183,15 +169,10 @@ async fn kubectl_and_curl_through_the_auth_stack() {
     }
     let store = MemStore::new();
     let pki = Arc::new(ClusterPki::generate("demo").unwrap());
-    ensure_bootstrap_policy(&*store, CLUSTER).await.unwrap();
-    let rbac = Arc::new(RbacAuthorizer::start(store.clone(), CLUSTER).await.unwrap());
-    let signer = Arc::new(TokenSigner::new(&pki, ISSUER).unwrap());
-    let sa_authn = Arc::new(ServiceAccountTokenAuthenticator::new(
-        signer.clone(),
-        store.clone(),
-        CLUSTER,
-        vec![ISSUER.into()],
-    ));
+    let stack = AuthStack::build(store.clone(), CLUSTER, &pki, ISSUER, Vec::new())
+        .await
+        .unwrap();
+    let signer = stack.signer.clone();
 
     let mut cfg = ClusterApiConfig::new(CLUSTER, "127.0.0.1:0".parse().unwrap());
     cfg.tls = Some(TlsConfig {
@@ -199,32 +180,10 @@ async fn kubectl_and_curl_through_the_auth_stack() {
         serving_key_pem: pki.serving_key_pem.clone(),
         client_ca_pem: pki.ca_cert_pem.clone(),
     });
-    let bootstrap: Arc<dyn Authenticator> =
-        Arc::new(BootstrapTokenAuthenticator::new(store.clone(), CLUSTER));
-    cfg.authenticators = vec![
-        Arc::new(X509Authenticator::new(&pki).unwrap()),
-        Arc::new(BearerTokenAuthenticator::new(vec![
-            sa_authn.clone() as Arc<dyn Authenticator>,
-            bootstrap,
-        ])),
-    ];
-    let authz: Arc<dyn Authorizer> = rbac.clone();
-    cfg.authorizers = vec![authz.clone()];
-    let mut create_only: Vec<Arc<dyn CreateOnlyResource>> = access_reviews(authz);
-    create_only.push(Arc::new(SelfSubjectRulesReview::new(rbac.clone())));
-    create_only.push(Arc::new(TokenReviewResource::new(
-        Some(sa_authn.clone()),
-        Vec::new(),
-        vec![ISSUER.into()],
-    )));
-    create_only.push(Arc::new(SelfSubjectReviewResource::default()));
-    cfg.create_only = create_only;
-    cfg.subresources = vec![Arc::new(TokenRequestHandler::new(
-        signer.clone(),
-        store.clone(),
-        CLUSTER,
-        vec![ISSUER.into()],
-    ))];
+    cfg.authenticators = stack.authenticators.clone();
+    cfg.authorizers = stack.authorizers.clone();
+    cfg.create_only = stack.create_only.clone();
+    cfg.subresources = stack.subresources.clone();
     let api = server::start(store.clone(), cfg).await.unwrap();
     let addr = api.local_addr;
 

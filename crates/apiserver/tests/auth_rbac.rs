@@ -266,3 +266,66 @@ async fn rules_review_lists_what_can_i_list_shows() {
         Err(HookError::BadRequest(_))
     ));
 }
+
+#[tokio::test]
+async fn aggregation_controller_writes_resolved_rules() {
+    let (store, rbac) = started().await;
+    let task = tokio::spawn(
+        skiff_apiserver::authz::aggregation::run_aggregation_controller(
+            store.clone(),
+            CLUSTER.to_string(),
+            rbac.clone(),
+        ),
+    );
+    let admin_key = rbac_key("clusterroles", None, "admin");
+    let has_rule = |obj: &Value, resource: &str| {
+        obj["rules"].as_array().is_some_and(|rs| {
+            rs.iter().any(|r| {
+                r["resources"]
+                    .as_array()
+                    .is_some_and(|x| x.contains(&json!(resource)))
+            })
+        })
+    };
+    let mut ok = false;
+    for _ in 0..100 {
+        let admin = store.get_json(&admin_key).await.unwrap();
+        if has_rule(&admin, "rolebindings") && has_rule(&admin, "pods") {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "admin's stored rules were filled");
+    // A new labelled role shows up in the stored rules of view, edit and admin.
+    store
+        .put_json(&rbac_key("clusterroles", None, "widgets-view"), &json!({
+            "metadata": {"name": "widgets-view", "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+            "rules": [{"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get"]}],
+        }))
+        .await;
+    let mut ok = false;
+    for _ in 0..100 {
+        let admin = store.get_json(&admin_key).await.unwrap();
+        let view = store
+            .get_json(&rbac_key("clusterroles", None, "view"))
+            .await
+            .unwrap();
+        if has_rule(&admin, "widgets") && has_rule(&view, "widgets") {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    assert!(ok, "aggregated roles picked up the new rule");
+    // Steady state: nothing left to rewrite.
+    let n = skiff_apiserver::authz::aggregation::reconcile_aggregated_roles(
+        &*store,
+        CLUSTER,
+        &rbac.aggregated_rules(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 0);
+}

@@ -1,10 +1,7 @@
 //! The real kubectl (1.32) against a live server: discovery, Table output, create, get, patch,
 //! apply (client- and server-side), scale, delete, watch, namespaces.
-//!
-//! Two gaps shape these tests: `kubectl create <kind> …` generators send protobuf bodies, which
-//! the server does not decode yet (so objects are created from files, which kubectl sends as
-//! JSON), and until `crate::openapi` lands kubectl cannot download a schema, so `apply` runs
-//! with `--validate=false`.
+//! These use the test kinds of `support/kinds.rs`; `kubectl_builtin.rs` runs kubectl against the
+//! real built-in kinds, including the `kubectl create <kind>` generators (protobuf bodies).
 
 mod support;
 
@@ -93,9 +90,7 @@ async fn kubectl_get_create_patch_delete() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\ndata:\n  a: \"1\"\n",
     )
     .unwrap();
-    let out = k
-        .ok(&["create", "--validate=false", "-f", f.to_str().unwrap()])
-        .await;
+    let out = k.ok(&["create", "-f", f.to_str().unwrap()]).await;
     assert_eq!(out.trim(), "configmap/demo created");
     let out = k.ok(&["get", "cm", "demo", "-o", "json"]).await;
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -106,9 +101,7 @@ async fn kubectl_get_create_patch_delete() {
             .any(|l| l.starts_with("demo") && l.split_whitespace().nth(1) == Some("1")),
         "{out}"
     );
-    let (ok, _, err) = k
-        .run(&["create", "--validate=false", "-f", f.to_str().unwrap()])
-        .await;
+    let (ok, _, err) = k.run(&["create", "-f", f.to_str().unwrap()]).await;
     assert!(!ok);
     assert!(err.contains("configmaps \"demo\" already exists"), "{err}");
 
@@ -166,16 +159,16 @@ async fn kubectl_apply_client_and_server_side() {
     )
     .unwrap();
     let fp = f.to_str().unwrap();
-    let out = k.ok(&["apply", "--validate=false", "-f", fp]).await;
+    let out = k.ok(&["apply", "-f", fp]).await;
     assert_eq!(out.trim(), "configmap/applied created");
     std::fs::write(
         &f,
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: \"2\"\n",
     )
     .unwrap();
-    let out = k.ok(&["apply", "--validate=false", "-f", fp]).await;
+    let out = k.ok(&["apply", "-f", fp]).await;
     assert_eq!(out.trim(), "configmap/applied configured");
-    let out = k.ok(&["apply", "--validate=false", "-f", fp]).await;
+    let out = k.ok(&["apply", "-f", fp]).await;
     assert_eq!(out.trim(), "configmap/applied unchanged");
     let out = k
         .ok(&["get", "cm", "applied", "-o", "jsonpath={.data.a}"])
@@ -187,9 +180,7 @@ async fn kubectl_apply_client_and_server_side() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  x: \"1\"\n",
     )
     .unwrap();
-    let out = k
-        .ok(&["apply", "--server-side", "--validate=false", "-f", fp])
-        .await;
+    let out = k.ok(&["apply", "--server-side", "-f", fp]).await;
     assert_eq!(out.trim(), "configmap/ssa serverside-applied");
     let out = k
         .ok(&[
@@ -214,9 +205,7 @@ async fn kubectl_deployments_scale_and_namespaces() {
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}}});
     std::fs::write(&f, d.to_string()).unwrap();
-    let out = k
-        .ok(&["create", "--validate=false", "-f", f.to_str().unwrap()])
-        .await;
+    let out = k.ok(&["create", "-f", f.to_str().unwrap()]).await;
     assert_eq!(out.trim(), "deployment.apps/web created");
     let out = k.ok(&["scale", "deployment", "web", "--replicas=3"]).await;
     assert_eq!(out.trim(), "deployment.apps/web scaled");
@@ -234,9 +223,7 @@ async fn kubectl_deployments_scale_and_namespaces() {
 
     let ns = dir.path().join("ns.yaml");
     std::fs::write(&ns, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: team\n").unwrap();
-    let out = k
-        .ok(&["create", "--validate=false", "-f", ns.to_str().unwrap()])
-        .await;
+    let out = k.ok(&["create", "-f", ns.to_str().unwrap()]).await;
     assert_eq!(out.trim(), "namespace/team created\nconfigmap/x created");
     let out = k
         .ok(&["delete", "namespace", "team", "--timeout=20s"])

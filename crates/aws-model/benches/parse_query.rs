@@ -2,7 +2,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use skiff_aws_model::{WireRequest, decode, encode_output, service};
+use skiff_aws_model::{ServiceModel, WireRequest, decode, encode_output, service};
 
 fn bench(c: &mut Criterion) {
     let ec2 = service("ec2").expect("embedded model");
@@ -25,6 +25,18 @@ fn bench(c: &mut Criterion) {
     c.bench_function("ec2 DescribeVpcs encode 20 vpcs", |b| {
         b.iter(|| encode_output(ec2, op, &output, "req-1"))
     });
+    // Start-up cost of the largest model (paid once, at gateway start).
+    let gz = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/aws/ec2/2016-11-15/service-2.json.gz"
+    ))
+    .expect("model file");
+    let mut g = c.benchmark_group("model");
+    g.sample_size(10);
+    g.bench_function("load ec2 model", |b| {
+        b.iter(|| ServiceModel::from_gzip("ec2", &gz))
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -24,8 +24,8 @@
 //! - `blob` → standard base64 string (padding kept), exactly the bytes the client sent.
 //! - `list` → JSON array (wire `Member.N`, EC2 `.N`, flattened or `<member>`-wrapped alike);
 //!   `map` → JSON object; `structure` → JSON object.
-//! - Members the client did not send are **absent** (never `null`). Empty lists sent by the client
-//!   (query `Foo=` with no members) are absent too.
+//! - Members the client did not send are **absent** (never `null`). A list the client sent empty
+//!   (query `Foo=`, JSON `[]`) is `[]`: "clear all" operations need to see it.
 //! - Constraints (`required`, `min`, `max`, `pattern`, `enum`) are checked before the handler runs and
 //!   answered in the service's own words; a handler may rely on required members being present and typed.
 //!

@@ -14,11 +14,16 @@ use serde_json::Value;
 /// The wire protocol a service speaks (botocore `metadata.protocol`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {
+    #[doc(alias = "awsQuery")]
     Query,
+    #[doc(alias = "ec2Query")]
     Ec2,
     /// JSON 1.0/1.1 with `X-Amz-Target`.
+    #[doc(alias = "awsJson1_1")]
     Json,
+    #[doc(alias = "restJson1")]
     RestJson,
+    #[doc(alias = "restXml")]
     RestXml,
 }
 

@@ -1,7 +1,8 @@
 //! EC2 through the real aws CLI (and boto3 for a terraform-style read-back) against the gateway on
 //! 127.0.0.1:0 with an embedded store in a temporary directory: VPCs and subnets with filters and
-//! `--query`, the conflict and dependency errors as the CLI prints them, DryRun, instances, and the
-//! calls the terraform provider makes right after CreateVpc.
+//! `--query`, the conflict and dependency errors as the CLI prints them, DryRun, instances, the
+//! calls the terraform provider makes right after CreateVpc, and a real `terraform apply` / empty
+//! `plan` / `destroy` of a VPC stack (`MAIN_TF`, hashicorp/aws from the local mirror).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -421,5 +422,221 @@ async fn terraform_style_read_back_through_boto3() {
     assert_eq!(r["map_public"], true);
     assert_eq!(r["nat_public_ip"], true);
     assert_eq!(r["lt_volume"], 30);
+    g.stop().await;
+}
+
+/// The stack under test.
+const MAIN_TF: &str = r#"
+variable "endpoint" { type = string }
+provider "aws" {
+  region                      = "us-east-1"
+  access_key                  = "test"
+  secret_key                  = "test"
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_requesting_account_id  = true
+  skip_region_validation      = true
+  endpoints {
+    ec2 = var.endpoint
+    sts = var.endpoint
+  }
+}
+resource "aws_vpc" "main" {
+  cidr_block           = "10.0.0.0/16"
+  enable_dns_hostnames = true
+  tags                 = { Name = "tf" }
+}
+resource "aws_subnet" "public" {
+  vpc_id                  = aws_vpc.main.id
+  cidr_block              = "10.0.1.0/24"
+  availability_zone       = "us-east-1a"
+  map_public_ip_on_launch = true
+}
+resource "aws_subnet" "private" {
+  vpc_id            = aws_vpc.main.id
+  cidr_block        = "10.0.2.0/24"
+  availability_zone = "us-east-1b"
+}
+resource "aws_internet_gateway" "igw" { vpc_id = aws_vpc.main.id }
+resource "aws_eip" "nat" { domain = "vpc" }
+resource "aws_nat_gateway" "nat" {
+  allocation_id = aws_eip.nat.id
+  subnet_id     = aws_subnet.public.id
+  depends_on    = [aws_internet_gateway.igw]
+}
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.igw.id
+  }
+}
+resource "aws_route_table" "private" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block     = "0.0.0.0/0"
+    nat_gateway_id = aws_nat_gateway.nat.id
+  }
+}
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+resource "aws_route_table_association" "private" {
+  subnet_id      = aws_subnet.private.id
+  route_table_id = aws_route_table.private.id
+}
+resource "aws_security_group" "web" {
+  name        = "web"
+  description = "web"
+  vpc_id      = aws_vpc.main.id
+  ingress {
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+  egress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_security_group" "ssh" {
+  name        = "ssh"
+  description = "rules managed as separate resources"
+  vpc_id      = aws_vpc.main.id
+}
+resource "aws_vpc_security_group_ingress_rule" "ssh" {
+  security_group_id = aws_security_group.ssh.id
+  cidr_ipv4         = "10.0.0.0/8"
+  from_port         = 22
+  to_port           = 22
+  ip_protocol       = "tcp"
+}
+resource "aws_launch_template" "nodes" {
+  name          = "nodes"
+  image_id      = "ami-0123456789abcdef0"
+  instance_type = "m5.large"
+  vpc_security_group_ids = [aws_security_group.web.id]
+  block_device_mappings {
+    device_name = "/dev/xvda"
+    ebs {
+      volume_size = 30
+      volume_type = "gp3"
+    }
+  }
+  tag_specifications {
+    resource_type = "instance"
+    tags          = { team = "a" }
+  }
+}
+resource "aws_default_security_group" "default" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_key_pair" "ops" {
+  key_name   = "ops"
+  public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f ops@skiff"
+}
+resource "aws_instance" "app" {
+  ami                    = "ami-0123456789abcdef0"
+  instance_type          = "m5.large"
+  subnet_id              = aws_subnet.private.id
+  vpc_security_group_ids = [aws_security_group.web.id]
+  key_name               = aws_key_pair.ops.key_name
+  tags                   = { Name = "app" }
+}
+resource "aws_ebs_volume" "data" {
+  availability_zone = "us-east-1b"
+  size              = 10
+  type              = "gp3"
+}
+resource "aws_volume_attachment" "data" {
+  device_name = "/dev/xvdf"
+  volume_id   = aws_ebs_volume.data.id
+  instance_id = aws_instance.app.id
+}
+"#;
+
+/// Where the hashicorp/aws provider is mirrored on this machine (`terraform init -plugin-dir`).
+const TF_PLUGINS: &str = "/opt/tf-plugins";
+
+async fn terraform(dir: &std::path::Path, args: &[&str], endpoint: &str) -> (bool, String) {
+    let out = tokio::process::Command::new("terraform")
+        .args(args)
+        .current_dir(dir)
+        .env("TF_VAR_endpoint", endpoint)
+        .env("TF_IN_AUTOMATION", "1")
+        .env("CHECKPOINT_DISABLE", "1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .await
+        .expect("terraform runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A VPC stack as EKS users write it (VPC, public/private subnets, IGW, EIP + NAT, route tables and
+/// associations, security group with inline and standalone rules, launch template): apply, an empty
+/// plan afterwards, destroy, and nothing left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terraform_vpc_stack_applies_plans_clean_and_destroys() {
+    assert!(
+        std::path::Path::new(TF_PLUGINS).exists(),
+        "the terraform AWS provider mirror {TF_PLUGINS} is missing"
+    );
+    let g = Gw::start().await;
+    let dir = g.dir.join("tf");
+    std::fs::create_dir_all(&dir).expect("tf dir");
+    std::fs::write(dir.join("main.tf"), MAIN_TF).expect("write main.tf");
+    let url = g.url();
+    let plugin_dir = format!("-plugin-dir={TF_PLUGINS}");
+    let (ok, out) = terraform(&dir, &["init", "-input=false", &plugin_dir], &url).await;
+    assert!(ok, "terraform init: {out}");
+    let (ok, out) = terraform(
+        &dir,
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+        &url,
+    )
+    .await;
+    assert!(ok, "terraform apply: {out}");
+    let (ok, out) = terraform(
+        &dir,
+        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+        &url,
+    )
+    .await;
+    assert!(ok, "plan after apply is not empty: {out}");
+    let nat = g
+        .ok(&[
+            "ec2",
+            "describe-nat-gateways",
+            "--query",
+            "NatGateways[0].State",
+        ])
+        .await;
+    assert_eq!(nat, "available");
+    let (ok, out) = terraform(
+        &dir,
+        &["destroy", "-auto-approve", "-input=false", "-no-color"],
+        &url,
+    )
+    .await;
+    assert!(ok, "terraform destroy: {out}");
+    let left = g
+        .ok(&[
+            "ec2",
+            "describe-vpcs",
+            "--query",
+            "length(Vpcs[?IsDefault==`false`])",
+        ])
+        .await;
+    assert_eq!(left, 0);
     g.stop().await;
 }

@@ -158,6 +158,29 @@ async fn wrong_secret_unknown_key_and_unsigned_requests_are_refused() {
         .await;
     assert!(!ok);
     assert!(err.contains("(MissingAuthenticationToken)"), "{err}");
+    // AssumeRoleWithWebIdentity is unsigned by design: it reaches STS, which judges the token.
+    let (ok, _, err) = h
+        .aws(
+            ROOT,
+            None,
+            &[
+                "sts",
+                "assume-role-with-web-identity",
+                "--no-sign-request",
+                "--role-arn",
+                "arn:aws:iam::000000000000:role/r",
+                "--role-session-name",
+                "s1",
+                "--web-identity-token",
+                "not-a-jwt",
+            ],
+        )
+        .await;
+    assert!(!ok);
+    assert!(
+        err.contains("(InvalidIdentityToken)") || err.contains("(NotImplemented)"),
+        "{err}"
+    );
     h.stop().await;
 }
 
@@ -226,6 +249,53 @@ async fn stored_credentials_sign_as_their_principal() {
         )
         .await;
     assert!(!ok && err.contains("(ExpiredToken)"), "{err}");
+    h.stop().await;
+}
+
+/// Each protocol reaches its service's handler table and the handler's error comes back in the
+/// protocol's form: the not-found error once the operation is implemented, `NotImplemented` before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_is_routed_and_its_errors_parsed() {
+    let h = Harness::start(false).await;
+    let calls: &[(&[&str], &str)] = &[
+        (
+            &["eks", "describe-cluster", "--name", "nope"],
+            "ResourceNotFoundException",
+        ),
+        (
+            &["route53", "get-hosted-zone", "--id", "ZNOPE"],
+            "NoSuchHostedZone",
+        ),
+        (
+            &["kms", "describe-key", "--key-id", "alias/nope"],
+            "NotFoundException",
+        ),
+        (
+            &["ecr", "describe-repositories", "--repository-names", "nope"],
+            "RepositoryNotFoundException",
+        ),
+        (
+            &["secretsmanager", "describe-secret", "--secret-id", "nope"],
+            "ResourceNotFoundException",
+        ),
+        (
+            &["elbv2", "describe-load-balancers", "--names", "nope"],
+            "LoadBalancerNotFound",
+        ),
+        (&["iam", "get-role", "--role-name", "nope"], "NoSuchEntity"),
+        (
+            &["ec2", "describe-vpcs", "--vpc-ids", "vpc-0000000000000000f"],
+            "InvalidVpcID.NotFound",
+        ),
+    ];
+    for (args, not_found) in calls {
+        let (ok, _, err) = h.aws(ROOT, None, args).await;
+        assert!(!ok, "{args:?} succeeded");
+        assert!(
+            err.contains(&format!("({not_found})")) || err.contains("(NotImplemented)"),
+            "{args:?}: {err}"
+        );
+    }
     h.stop().await;
 }
 

@@ -8,20 +8,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use skiff_apiserver::auth_apis::access_review::{SelfSubjectRulesReview, access_reviews};
-use skiff_apiserver::auth_apis::self_subject_review::SelfSubjectReviewResource;
+use skiff_apiserver::auth_apis::stack::AuthStack;
 use skiff_apiserver::auth_apis::token_controller::run_token_controller;
-use skiff_apiserver::auth_apis::token_request::TokenRequestHandler;
-use skiff_apiserver::auth_apis::token_review::TokenReviewResource;
-use skiff_apiserver::authn::Authenticator;
-use skiff_apiserver::authn::bootstrap_token::BootstrapTokenAuthenticator;
-use skiff_apiserver::authn::service_account_token::{
-    ServiceAccountTokenAuthenticator, TokenSigner,
-};
-use skiff_apiserver::authn::x509::X509Authenticator;
-use skiff_apiserver::authz::Authorizer;
-use skiff_apiserver::authz::bootstrap_policy::ensure_bootstrap_policy;
-use skiff_apiserver::authz::rbac::RbacAuthorizer;
+use skiff_apiserver::authz::aggregation::run_aggregation_controller;
 use skiff_apiserver::pki::ClusterPki;
 use skiff_apiserver::server::{ClusterApiConfig, RunningApi, TlsConfig};
 use skiff_store::Store;
@@ -40,8 +29,6 @@ pub enum ControlPlaneError {
     Io(#[from] std::io::Error),
     #[error("cluster PKI: {0}")]
     Pki(String),
-    #[error("store: {0}")]
-    Store(#[from] skiff_store::StoreError),
     #[error("starting the API server: {0}")]
     Start(String),
     #[error("no free port in {0}..{1}")]
@@ -60,6 +47,8 @@ pub struct ControlPlanes {
     data_dir: PathBuf,
     port_base: u16,
     running: Mutex<BTreeMap<String, RunningCluster>>,
+    /// Set once `skiff up` has restored (and, with `--demo`, created) its clusters; health waits on it.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl ControlPlanes {
@@ -69,6 +58,7 @@ impl ControlPlanes {
             data_dir,
             port_base,
             running: Mutex::new(BTreeMap::new()),
+            started: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -103,6 +93,11 @@ impl ControlPlanes {
             }
         };
         self.start(record).await
+    }
+
+    /// Every cluster that should be running at start-up is: `/_skiff/health` may answer 200.
+    pub fn mark_started(&self) {
+        self.started.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Records of the running clusters.
@@ -159,40 +154,12 @@ impl ControlPlanes {
 
         let store = self.store.clone();
         let id = record.id.clone();
-        ensure_bootstrap_policy(&*store, &id).await?;
-
-        // Authentication: client certificates, ServiceAccount tokens, bootstrap tokens.
+        // Authentication (client certificates, ServiceAccount and bootstrap tokens), RBAC with the
+        // default policy, the review APIs and TokenRequest: one stack per cluster.
         let issuer = format!("https://127.0.0.1:{}", record.port);
-        let signer = Arc::new(
-            TokenSigner::new(&pki, &issuer).map_err(|e| ControlPlaneError::Pki(e.to_string()))?,
-        );
-        let audiences = vec![issuer.clone()];
-        let service_accounts = Arc::new(ServiceAccountTokenAuthenticator::new(
-            signer.clone(),
-            store.clone(),
-            &id,
-            audiences.clone(),
-        ));
-        let x509 =
-            X509Authenticator::new(&pki).map_err(|e| ControlPlaneError::Pki(e.to_string()))?;
-        let authenticators: Vec<Arc<dyn Authenticator>> = vec![
-            Arc::new(x509),
-            service_accounts.clone(),
-            Arc::new(BootstrapTokenAuthenticator::new(store.clone(), &id)),
-        ];
-
-        // Authorization: RBAC, kept current by a store watch.
-        let rbac = Arc::new(RbacAuthorizer::start(store.clone(), &id).await?);
-        let authorizer: Arc<dyn Authorizer> = rbac.clone();
-
-        let mut create_only = access_reviews(authorizer.clone());
-        create_only.push(Arc::new(SelfSubjectRulesReview::new(rbac.clone())));
-        create_only.push(Arc::new(TokenReviewResource::new(
-            Some(service_accounts.clone()),
-            authenticators.clone(),
-            audiences.clone(),
-        )));
-        create_only.push(Arc::new(SelfSubjectReviewResource::default()));
+        let auth = AuthStack::build(store.clone(), &id, &pki, &issuer, Vec::new())
+            .await
+            .map_err(|e| ControlPlaneError::Start(e.to_string()))?;
 
         let mut cfg =
             ClusterApiConfig::new(id.clone(), SocketAddr::from(([127, 0, 0, 1], record.port)));
@@ -202,24 +169,22 @@ impl ControlPlanes {
             serving_key_pem: pki.serving_key_pem.clone(),
             client_ca_pem: pki.ca_cert_pem.clone(),
         });
-        cfg.authenticators = authenticators;
-        cfg.authorizers = vec![authorizer];
-        cfg.create_only = create_only;
-        cfg.subresources = vec![Arc::new(TokenRequestHandler::new(
-            signer.clone(),
-            store.clone(),
-            &id,
-            audiences.clone(),
-        ))];
+        cfg.authenticators = auth.authenticators;
+        cfg.authorizers = auth.authorizers;
+        cfg.create_only = auth.create_only;
+        cfg.subresources = auth.subresources;
 
         let api = skiff_apiserver::server::start(store.clone(), cfg)
             .await
             .map_err(|e| ControlPlaneError::Start(e.to_string()))?;
-        let background = vec![tokio::spawn(run_token_controller(
-            store.clone(),
-            id.clone(),
-            pki.clone(),
-        ))];
+        let background = vec![
+            tokio::spawn(run_token_controller(store.clone(), id.clone(), pki.clone())),
+            tokio::spawn(run_aggregation_controller(
+                store.clone(),
+                id.clone(),
+                auth.rbac.clone(),
+            )),
+        ];
         tracing::info!(cluster = %record.name, addr = %api.local_addr, "control plane started");
         running.insert(
             record.name.clone(),
@@ -237,6 +202,9 @@ impl ControlPlanes {
 #[async_trait::async_trait]
 impl skiff_aws::gateway::health::HealthCheck for ControlPlanes {
     async fn check(&self) -> Result<(), String> {
+        if !self.started.load(std::sync::atomic::Ordering::Acquire) {
+            return Err("clusters are still being restored".to_string());
+        }
         let addrs: Vec<(String, SocketAddr)> = self
             .running
             .lock()

@@ -646,8 +646,12 @@ pub fn apply(
     let empty = json!({});
     let live = live.unwrap_or(&empty);
     let mut managers = managed_fields(live)?;
-    let new_set = field_set(config, schema, who.reset_fields)
-        .map_err(|e| ApiError::BadRequest(format!("failed to create typed patch object: {e}")))?;
+    let new_set = field_set(config, schema, who.reset_fields).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "failed to create typed patch object ({}): {e}",
+            gvk_nn(config)
+        ))
+    })?;
 
     let mut merged = live.clone();
     let mut cfg = config.clone();
@@ -741,6 +745,23 @@ pub fn apply(
     }
     set_managed_fields(&mut merged, managers);
     Ok(merged)
+}
+
+/// `objectGVKNN`: `apps/v1, Kind=Deployment; default/web` (`/v1, Kind=Pod; …` for the core group).
+fn gvk_nn(obj: &Value) -> String {
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    let av = s("/apiVersion");
+    let gv = if av.contains('/') {
+        av.to_string()
+    } else {
+        format!("/{av}")
+    };
+    format!(
+        "{gv}, Kind={}; {}/{}",
+        s("/kind"),
+        s("/metadata/namespace"),
+        s("/metadata/name")
+    )
 }
 
 /// The 409 for apply conflicts, worded as apiserver's `NewConflictError`.
@@ -1093,7 +1114,7 @@ mod tests {
         cfg["spec"]["template"]["spec"]["containers"] = json!([{"image": "x"}]);
         let e = apply(None, &cfg, deploy_schema(), &w, false).unwrap_err();
         assert_eq!(e.code(), 400);
-        assert!(e.message().contains(".spec.template.spec.containers: element 0: associative list with keys has an element that omits key field \"name\""), "{}", e.message());
+        assert!(e.message().starts_with("failed to create typed patch object (apps/v1, Kind=Deployment; default/web): .spec.template.spec.containers: element 0: associative list with keys has an element that omits key field \"name\""), "{}", e.message());
         let mut cfg = dep(1, "x");
         cfg["spec"]["template"]["spec"]["containers"] = json!([{"name": "a"}, {"name": "a"}]);
         assert!(

@@ -226,6 +226,15 @@ pub trait ApiClient: Send + Sync {
 
     /// `GET ?watch=true`: events after `opts.resource_version`, in revision order.
     async fn watch(&self, r: &ResourceRef, opts: &WatchOptions) -> Result<WatchStream, ApiError>;
+
+    /// [`ApiClient::get`] with absence as `None` (reconcilers branch on it constantly).
+    async fn get_opt(&self, r: &ResourceRef, name: &str) -> Result<Option<Value>, ApiError> {
+        match self.get(r, name).await {
+            Ok(v) => Ok(Some(v)),
+            Err(ApiError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +327,7 @@ mod tests {
         futures::executor::block_on(async {
             let e = c.get(&pods, "x").await.unwrap_err();
             assert_eq!(e.code(), 404);
+            assert_eq!(c.get_opt(&pods, "x").await, Ok(None));
             c.create(
                 &pods,
                 json!({"metadata": {"name": "p"}}),

@@ -459,7 +459,7 @@ mod tests {
             let mantissa = x % 100_000;
             let frac = (x >> 20) % 1000;
             let suffix = suffixes[((x >> 40) % suffixes.len() as u64) as usize];
-            let text = if (x >> 50) % 2 == 0 {
+            let text = if (x >> 50).is_multiple_of(2) {
                 format!("{mantissa}{suffix}")
             } else {
                 format!("{mantissa}.{frac:03}{suffix}")

@@ -29,6 +29,10 @@ pub enum Op {
     Exists,
     /// `!key`.
     DoesNotExist,
+    /// `key>n` (integer compare; node affinity's `Gt`).
+    Gt,
+    /// `key<n` (integer compare; node affinity's `Lt`).
+    Lt,
 }
 
 /// One `key op values` term. `values` is sorted and de-duplicated.
@@ -64,6 +68,16 @@ impl Requirement {
                 "values",
                 Value::from(values.clone()),
                 "values set must be empty for exists and does not exist",
+            )),
+            Op::Gt | Op::Lt if values.len() != 1 => errs.push(FieldError::invalid(
+                "values",
+                Value::from(values.clone()),
+                "for 'Gt', 'Lt' operators, exactly one value is required",
+            )),
+            Op::Gt | Op::Lt if values[0].parse::<i64>().is_err() => errs.push(FieldError::invalid(
+                "values[0]",
+                Value::from(values[0].clone()),
+                "for 'Gt', 'Lt' operators, the value must be an integer",
             )),
             _ => {}
         }
@@ -109,6 +123,20 @@ impl Requirement {
             Op::NotEquals | Op::NotIn => got.is_none_or(|v| !self.has(v)),
             Op::Exists => got.is_some(),
             Op::DoesNotExist => got.is_none(),
+            Op::Gt | Op::Lt => {
+                // A label that is not an integer never matches, as upstream.
+                let (Some(got), Some(bound)) = (
+                    got.and_then(|v| v.parse::<i64>().ok()),
+                    self.values.first().and_then(|v| v.parse::<i64>().ok()),
+                ) else {
+                    return false;
+                };
+                if self.op == Op::Gt {
+                    got > bound
+                } else {
+                    got < bound
+                }
+            }
         }
     }
 }
@@ -329,9 +357,8 @@ impl Parser {
             Tok::NotIn => Op::NotIn,
             Tok::Eq | Tok::DoubleEq => Op::Equals,
             Tok::NotEq => Op::NotEquals,
-            Tok::Gt | Tok::Lt => {
-                return Err("operators '>' and '<' are not supported by this server".into());
-            }
+            Tok::Gt => Op::Gt,
+            Tok::Lt => Op::Lt,
             t => {
                 return Err(format!(
                     "found '{}', expected: in, notin, =, ==, !=, gt, lt",
@@ -567,6 +594,8 @@ impl fmt::Display for Selector {
                 Op::NotIn => write!(f, "{} notin ({})", r.key, r.values.join(","))?,
                 Op::Exists => write!(f, "{}", r.key)?,
                 Op::DoesNotExist => write!(f, "!{}", r.key)?,
+                Op::Gt => write!(f, "{}>{}", r.key, r.values[0])?,
+                Op::Lt => write!(f, "{}<{}", r.key, r.values[0])?,
             }
         }
         Ok(())
@@ -876,7 +905,10 @@ mod tests {
             e.starts_with("values[0]: Invalid value: \"-a\": a valid label"),
             "{e}"
         );
-        assert!(Selector::parse("x>1").is_err());
+        assert_eq!(
+            Selector::parse("x>a").unwrap_err(),
+            "values[0]: Invalid value: \"a\": for 'Gt', 'Lt' operators, the value must be an integer"
+        );
     }
 
     #[test]
@@ -891,6 +923,8 @@ mod tests {
             "k8s.io/n=v",
             "z==",
             "b in (,q)",
+            "c>5",
+            "c<2",
         ];
         for x in terms {
             for y in terms {
@@ -903,7 +937,7 @@ mod tests {
 
     #[test]
     fn matching_table() {
-        let set = labels(&[("x", "a"), ("y", "b"), ("z", "")]);
+        let set = labels(&[("x", "a"), ("y", "b"), ("z", ""), ("n", "4")]);
         let cases = [
             ("", true),
             ("x=a", true),
@@ -922,6 +956,12 @@ mod tests {
             ("!x", false),
             ("z=", true),
             ("z", true),
+            ("n>3", true),
+            ("n>4", false),
+            ("n<5", true),
+            ("n<4", false),
+            ("x>1", false),
+            ("w<1", false),
             ("x=a,y=b", true),
             ("x=a,y=c", false),
         ];

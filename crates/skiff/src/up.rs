@@ -60,10 +60,13 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
             "demo cluster ready: skiff kubeconfig demo > kc && kubectl --kubeconfig kc get ns"
         );
     }
+    planes.mark_started();
     tracing::info!(gateway = %gateway.local_addr, data_dir = %data_dir.display(), "skiff is up");
+    let purger = tokio::spawn(purge_expired_credentials(store.clone()));
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    purger.abort();
     planes.shutdown().await;
     gateway.shutdown().await?;
     Ok(())
@@ -75,5 +78,18 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// STS session keys expire; their records are removed so the store does not grow without bound.
+async fn purge_expired_credentials(store: Arc<dyn skiff_store::Store>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        if let Err(e) =
+            skiff_aws::sts::purge_expired_credentials(&*store, jiff::Timestamp::now()).await
+        {
+            tracing::warn!(error = %e, "purging expired STS credentials");
+        }
     }
 }

@@ -22,7 +22,9 @@ use bytes::Bytes;
 use futures::Stream;
 
 /// The store's global revision. Starts at 1 for an empty store; every committed write transaction
-/// increments it by exactly one.
+/// increments it by exactly one. A transaction that writes nothing (only deletes of absent keys, or
+/// no ops) commits without a new revision and reports the current one, as etcd does. Revision 0
+/// names the empty state before any write (readable until the store is first compacted).
 pub type Revision = i64;
 
 /// One stored key with its value and revisions (etcd `mvccpb.KeyValue`).
@@ -105,7 +107,8 @@ pub enum EventKind {
 #[derive(Clone, Debug)]
 pub struct WatchEvent {
     pub kind: EventKind,
-    /// For `Put`: the new value. For `Delete`: key, empty value, `mod_revision` = the deleting revision.
+    /// For `Put`: the new value. For `Delete`: key, empty value, `mod_revision` = the deleting revision,
+    /// `create_revision` 0 (etcd's tombstone).
     pub kv: KeyValue,
     /// The value before this change (always present for `Delete`; for `Put`, present when it was an update).
     pub prev: Option<KeyValue>,

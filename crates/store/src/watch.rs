@@ -4,7 +4,8 @@
 //! # Buffers and drop policy
 //!
 //! - **Ring.** The hub keeps the most recent committed batches in memory, up to
-//!   [`HubOptions::ring_events`] events (default 16,384). A watcher starting at a revision the ring
+//!   [`HubOptions::ring_events`] events (default 16,384) and [`HubOptions::ring_bytes`] bytes of keys
+//!   and values (default 64 MiB), whichever is reached first. A watcher starting at a revision the ring
 //!   still covers catches up from memory; an older one reads the backend's durable history
 //!   ([`History`], the embedded event log) in chunks of 1,024 revisions, then continues from the ring.
 //! - **Per-watcher buffer.** Each watcher has a bounded queue of [`HubOptions::watcher_buffer`] batches
@@ -41,6 +42,8 @@ const HISTORY_CHUNK: Revision = 1024;
 pub struct HubOptions {
     /// Events kept in memory for catch-up of new watchers.
     pub ring_events: usize,
+    /// Bytes (keys, values and previous values) kept in memory for catch-up of new watchers.
+    pub ring_bytes: usize,
     /// Batches queued per watcher before it is cut off with [`StoreError::WatcherTooSlow`].
     pub watcher_buffer: usize,
 }
@@ -49,6 +52,7 @@ impl Default for HubOptions {
     fn default() -> Self {
         HubOptions {
             ring_events: 16_384,
+            ring_bytes: 64 << 20,
             watcher_buffer: 1024,
         }
     }
@@ -73,6 +77,7 @@ struct Inner {
     published: Revision,
     ring: VecDeque<Batch>,
     ring_len: usize,
+    ring_bytes: usize,
     /// Every event with a revision above this is in the ring.
     ring_floor: Revision,
     /// Watchers grouped by prefix, so a batch is matched once per distinct prefix.
@@ -97,12 +102,13 @@ impl WatchHub {
                 published: current,
                 ring: VecDeque::new(),
                 ring_len: 0,
+                ring_bytes: 0,
                 ring_floor: current,
                 groups: HashMap::new(),
             }),
             opts: HubOptions {
-                ring_events: opts.ring_events,
                 watcher_buffer: opts.watcher_buffer.max(1),
+                ..opts
             },
             history,
             closed: Arc::new(AtomicBool::new(false)),
@@ -125,12 +131,14 @@ impl WatchHub {
         let mut inner = self.lock();
         inner.published = last;
         inner.ring_len += batch.len();
+        inner.ring_bytes += batch_bytes(&batch);
         inner.ring.push_back(batch.clone());
-        while inner.ring_len > self.opts.ring_events {
+        while inner.ring_len > self.opts.ring_events || inner.ring_bytes > self.opts.ring_bytes {
             let Some(old) = inner.ring.pop_front() else {
                 break;
             };
             inner.ring_len -= old.len();
+            inner.ring_bytes -= batch_bytes(&old);
             if let Some(e) = old.last() {
                 inner.ring_floor = e.kv.mod_revision;
             }
@@ -209,6 +217,14 @@ impl WatchHub {
         }
         Box::pin(futures::stream::unfold(cursor, Cursor::next))
     }
+}
+
+/// What a batch holds in memory, for the ring's byte bound.
+fn batch_bytes(batch: &[WatchEvent]) -> usize {
+    batch
+        .iter()
+        .map(|e| e.kv.key.len() + e.kv.value.len() + e.prev.as_ref().map_or(0, |p| p.value.len()))
+        .sum()
 }
 
 /// One watcher's position: durable history first, then the ring snapshot, then the live queue.
@@ -362,6 +378,7 @@ mod tests {
         let opts = HubOptions {
             ring_events: 10,
             watcher_buffer: 64,
+            ..HubOptions::default()
         };
         let hub = WatchHub::new(1, hist.clone(), opts);
         commit(&hub, &hist, 2..=3000); // ring now holds only the last 10
@@ -371,6 +388,29 @@ mod tests {
         assert_eq!(revs(&mut all, 3009).await, (2..=3010).collect::<Vec<_>>());
         let expect: Vec<_> = (1501..=3010).filter(|r| r % 2 == 0).collect();
         assert_eq!(revs(&mut only_a, expect.len()).await, expect);
+    }
+
+    #[tokio::test]
+    async fn the_ring_is_bounded_by_bytes_too() {
+        let hist = Arc::new(VecHistory(Mutex::new(Vec::new()), 0));
+        let opts = HubOptions {
+            ring_bytes: 100,
+            ..HubOptions::default()
+        };
+        let hub = WatchHub::new(1, hist.clone(), opts);
+        commit(&hub, &hist, 2..=200);
+        {
+            let inner = hub.lock();
+            assert!(
+                inner.ring_bytes <= 100 && inner.ring.len() < 20,
+                "{}",
+                inner.ring_bytes
+            );
+            assert_eq!(inner.ring_floor + inner.ring.len() as Revision, 200);
+        }
+        // Older history still replays, from the durable side.
+        let mut w = hub.watch("", 1);
+        assert_eq!(revs(&mut w, 199).await, (2..=200).collect::<Vec<_>>());
     }
 
     #[tokio::test]
@@ -388,6 +428,7 @@ mod tests {
         let opts = HubOptions {
             ring_events: 100,
             watcher_buffer: 4,
+            ..HubOptions::default()
         };
         let hub = WatchHub::new(1, hist.clone(), opts);
         let mut slow = hub.watch("", 1);
@@ -417,6 +458,7 @@ mod tests {
         let opts = HubOptions {
             ring_events: 1,
             watcher_buffer: 8,
+            ..HubOptions::default()
         };
         let hub = WatchHub::new(1, hist.clone(), opts);
         commit(&hub, &hist, 2..=100);

@@ -19,6 +19,8 @@ use skiff_store::{
 /// A store under test plus whatever must live as long as it (temp dir, etcd process).
 struct Backend {
     store: Arc<dyn Store>,
+    /// The etcd client URL, for the etcd backend.
+    endpoint: Option<String>,
     _guard: Box<dyn Send>,
 }
 
@@ -28,6 +30,7 @@ async fn embedded() -> Backend {
         .expect("open embedded store");
     Backend {
         store: Arc::new(store),
+        endpoint: None,
         _guard: Box::new(dir),
     }
 }
@@ -92,6 +95,7 @@ async fn etcd() -> Backend {
             Ok(store) => {
                 return Backend {
                     store: Arc::new(store),
+                    endpoint: Some(client_url),
                     _guard: Box::new(server),
                 };
             }
@@ -689,4 +693,51 @@ async fn backends_agree_on_a_mixed_history() {
     }
     let (e, d) = (embedded().await, etcd().await);
     assert_eq!(script(e.store.clone()).await, script(d.store.clone()).await);
+}
+
+/// `open` picks the backend from the `--store` spec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_picks_the_backend_from_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nested/data");
+    {
+        let s = skiff_store::open("", &data).await.unwrap();
+        s.txn(vec![set("/o/a", "1")]).await.unwrap();
+    }
+    assert!(data.join("store.redb").exists());
+    // "embedded" is the same file, with the write still there.
+    let s = skiff_store::open("embedded", &data).await.unwrap();
+    assert_eq!(s.get("/o/a").await.unwrap().unwrap().mod_revision, 2);
+    drop(s);
+
+    let server = etcd().await;
+    let url = server.endpoint.clone().unwrap();
+    let spec = format!("etcd://{}", url.trim_start_matches("http://"));
+    let s = skiff_store::open(&spec, dir.path()).await.unwrap();
+    let r = s.txn(vec![set("/o/b", "1")]).await.unwrap();
+    assert_eq!(
+        server
+            .store
+            .get("/o/b")
+            .await
+            .unwrap()
+            .unwrap()
+            .mod_revision,
+        r.revision
+    );
+
+    for bad in ["sqlite://x", "etcd://", "etcd:// , "] {
+        match skiff_store::open(bad, dir.path()).await {
+            Err(StoreError::InvalidArgument(_)) => {}
+            Err(e) => panic!("{bad}: expected InvalidArgument, got {e:?}"),
+            Ok(_) => panic!("{bad}: expected InvalidArgument, got a store"),
+        }
+    }
+    // Nothing listens here: a clear Unavailable, not a hang.
+    let port = free_port();
+    match skiff_store::open(&format!("etcd://127.0.0.1:{port}"), dir.path()).await {
+        Err(StoreError::Unavailable(_)) => {}
+        Err(e) => panic!("expected Unavailable, got {e:?}"),
+        Ok(_) => panic!("expected Unavailable, got a store"),
+    }
 }

@@ -214,6 +214,15 @@ async fn check(dir: &Path, acks: &[Ack]) {
             .unwrap()
             .unwrap();
         let rev = e.kv.mod_revision;
+        if e.kind == EventKind::Put {
+            // Every value the writer stored is its key; the log must give it back.
+            assert_eq!(
+                e.kv.value,
+                e.kv.key.as_bytes(),
+                "value of {} at {rev}",
+                e.kv.key
+            );
+        }
         assert!(
             rev == last || rev == last + 1,
             "gap or reorder: {last} then {rev}"

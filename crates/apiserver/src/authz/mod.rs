@@ -2,6 +2,7 @@
 
 use crate::authn::UserInfo;
 
+pub mod aggregation;
 pub mod bootstrap_policy;
 pub mod rbac;
 

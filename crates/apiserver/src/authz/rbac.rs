@@ -61,14 +61,20 @@ impl PolicyRule {
         if !has(&self.api_groups, &a.api_group) {
             return false;
         }
-        let combined = if a.subresource.is_empty() {
-            a.resource.clone()
-        } else {
-            format!("{}/{}", a.resource, a.subresource)
+        // `resource` or `resource/subresource`, compared without building the joined string:
+        // this runs for every rule of every matching binding on every request.
+        let is_combined = |r: &str| {
+            if a.subresource.is_empty() {
+                r == a.resource
+            } else {
+                r.strip_prefix(a.resource.as_str())
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    == Some(a.subresource.as_str())
+            }
         };
         let resource_ok = self.resources.iter().any(|r| {
             r == "*"
-                || *r == combined
+                || is_combined(r)
                 || (!a.subresource.is_empty()
                     && r.strip_prefix("*/") == Some(a.subresource.as_str()))
         });
@@ -173,11 +179,13 @@ struct ClusterRoleEntry {
 /// The in-memory RBAC policy of one cluster.
 #[derive(Default)]
 pub struct RbacState {
-    roles: HashMap<(String, String), Arc<Vec<PolicyRule>>>,
+    /// namespace → name → rules (per-namespace maps: a request only looks at its namespace).
+    roles: HashMap<String, HashMap<String, Arc<Vec<PolicyRule>>>>,
     cluster_roles: HashMap<String, ClusterRoleEntry>,
     /// Each ClusterRole's rules with aggregation resolved.
     effective: HashMap<String, Arc<Vec<PolicyRule>>>,
-    role_bindings: HashMap<(String, String), Binding>,
+    /// namespace → name → binding.
+    role_bindings: HashMap<String, HashMap<String, Binding>>,
     cluster_role_bindings: HashMap<String, Binding>,
 }
 
@@ -207,22 +215,37 @@ impl RbacState {
     /// (`roles`, `rolebindings`, `clusterroles`, `clusterrolebindings`); `namespace` is empty for
     /// cluster-scoped ones.
     pub fn apply(&mut self, resource: &str, namespace: &str, name: &str, obj: Option<&Value>) {
-        let nk = (namespace.to_string(), name.to_string());
         match resource {
             "roles" => match obj {
                 Some(o) => {
-                    self.roles.insert(nk, Arc::new(rules_of(o)));
+                    self.roles
+                        .entry(namespace.to_string())
+                        .or_default()
+                        .insert(name.to_string(), Arc::new(rules_of(o)));
                 }
                 None => {
-                    self.roles.remove(&nk);
+                    if let Some(m) = self.roles.get_mut(namespace) {
+                        m.remove(name);
+                        if m.is_empty() {
+                            self.roles.remove(namespace);
+                        }
+                    }
                 }
             },
             "rolebindings" => match obj.and_then(|o| binding_of(o, namespace)) {
                 Some(b) => {
-                    self.role_bindings.insert(nk, b);
+                    self.role_bindings
+                        .entry(namespace.to_string())
+                        .or_default()
+                        .insert(name.to_string(), b);
                 }
                 None => {
-                    self.role_bindings.remove(&nk);
+                    if let Some(m) = self.role_bindings.get_mut(namespace) {
+                        m.remove(name);
+                        if m.is_empty() {
+                            self.role_bindings.remove(namespace);
+                        }
+                    }
                 }
             },
             "clusterrolebindings" => match obj.and_then(|o| binding_of(o, "")) {
@@ -306,15 +329,16 @@ impl RbacState {
         out
     }
 
-    fn role_rules(&self, binding: &Binding) -> Option<Arc<Vec<PolicyRule>>> {
-        match binding.role_ref.kind.as_str() {
-            "ClusterRole" => self.effective.get(&binding.role_ref.name).cloned(),
+    fn role_rules(&self, binding: &Binding) -> Option<&[PolicyRule]> {
+        let rules = match binding.role_ref.kind.as_str() {
+            "ClusterRole" => self.effective.get(&binding.role_ref.name),
             "Role" => self
                 .roles
-                .get(&(binding.namespace.clone(), binding.role_ref.name.clone()))
-                .cloned(),
+                .get(&binding.namespace)
+                .and_then(|m| m.get(&binding.role_ref.name)),
             _ => None,
-        }
+        };
+        rules.map(|r| r.as_slice())
     }
 
     /// Calls `visit` with the rules that apply to `user` in `namespace` (cluster-wide bindings
@@ -337,9 +361,11 @@ impl RbacState {
         if namespace.is_empty() {
             return false;
         }
-        for ((ns, _), b) in &self.role_bindings {
-            if ns == namespace
-                && b.applies_to(user)
+        let Some(bindings) = self.role_bindings.get(namespace) else {
+            return false;
+        };
+        for b in bindings.values() {
+            if b.applies_to(user)
                 && let Some(rules) = self.role_rules(b)
                 && rules.iter().any(&mut visit)
             {
@@ -359,6 +385,27 @@ impl RbacState {
         } else {
             Decision::NoOpinion(String::new())
         }
+    }
+
+    /// The resolved rules of every aggregated ClusterRole (what upstream's aggregation controller
+    /// writes into their `rules`).
+    pub fn aggregated_rules(&self) -> Vec<(String, Vec<PolicyRule>)> {
+        let mut out: Vec<(String, Vec<PolicyRule>)> = self
+            .cluster_roles
+            .iter()
+            .filter(|(_, e)| e.selectors.is_some())
+            .map(|(n, _)| {
+                (
+                    n.clone(),
+                    self.effective
+                        .get(n)
+                        .map(|r| r.to_vec())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Every rule that applies to `user` in `namespace` (for `SelfSubjectRulesReview`), deduplicated.
@@ -451,6 +498,16 @@ impl RbacAuthorizer {
 
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
         self.read().rules_for(user, namespace)
+    }
+
+    /// See [`RbacState::aggregated_rules`].
+    pub fn aggregated_rules(&self) -> Vec<(String, Vec<PolicyRule>)> {
+        self.read().aggregated_rules()
+    }
+
+    /// A receiver that changes whenever the cache applies an RBAC change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Revision> {
+        self.synced.clone()
     }
 
     pub fn decide(&self, attrs: &Attributes) -> Decision {

@@ -5,6 +5,7 @@
 pub mod discovery;
 pub mod health;
 pub mod openapi;
+pub mod protobuf;
 pub mod request_info;
 mod resource;
 pub mod table;
@@ -110,12 +111,10 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
         retry_after_seconds,
         ..
     } = e
+        && *retry_after_seconds > 0
+        && let Ok(v) = HeaderValue::from_str(&retry_after_seconds.to_string())
     {
-        if *retry_after_seconds > 0 {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
+        r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
 }
@@ -185,10 +184,9 @@ impl Api {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok())
+            && len > MAX_BODY_BYTES
         {
-            if len > MAX_BODY_BYTES {
-                return error_response(&too_large());
-            }
+            return error_response(&too_large());
         }
         let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(b) => b.to_bytes(),
@@ -307,17 +305,19 @@ impl Api {
             verb: info.verb.clone(),
             resource,
             group: info.group.clone(),
-            namespace: (!info.namespace.is_empty()
-                && !(info.resource == "namespaces" && info.group.is_empty()))
-            .then(|| info.namespace.clone()),
+            // `/namespaces/x` is cluster-scoped even though the path names a namespace.
+            namespace: {
+                let namespace_object = info.resource == "namespaces" && info.group.is_empty();
+                (!info.namespace.is_empty() && !namespace_object).then(|| info.namespace.clone())
+            },
             path: (!info.is_resource).then(|| info.path.clone()),
         };
         let mut err = ApiError::forbidden_by_rbac(&denial, &info.name);
-        if !reason.is_empty() {
-            if let ApiError::Forbidden { detail, .. } = &mut err {
-                detail.push_str(": ");
-                detail.push_str(&reason);
-            }
+        if !reason.is_empty()
+            && let ApiError::Forbidden { detail, .. } = &mut err
+        {
+            detail.push_str(": ");
+            detail.push_str(&reason);
         }
         Err(err)
     }

@@ -1,12 +1,13 @@
-//! `/openapi/v2` and `/openapi/v3[/apis/<g>/<v>]`: the documents come from `crate::openapi`
-//! (owned by the kinds work); until that module exists these paths answer 404. kubectl asks for
-//! protobuf first: a request that accepts only protobuf gets 406, JSON is always served.
+//! `/openapi/v2` and `/openapi/v3[/apis/<g>/<v>]`: the documents come from `crate::openapi`, built
+//! once and served as stored bytes. kubectl asks for protobuf first: a request that accepts only
+//! protobuf gets 406, JSON is always served.
 
-use http::{HeaderMap, header};
-use serde_json::Value;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header};
 use skiff_k8s_core::status::ApiError;
 
-use super::{Reply, not_found_path};
+use super::{Reply, full, not_found_path};
+use crate::openapi::{self, Document};
 
 /// True when the Accept header allows JSON (or says nothing / `*/*`).
 pub fn accepts_json(headers: &HeaderMap) -> bool {
@@ -19,10 +20,14 @@ pub fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Where the documents come from; `None` until `crate::openapi` lands.
-fn document(parts: &[&str]) -> Option<Value> {
-    let _ = parts;
-    None
+/// The document of a path after `/openapi/` (`v2`, `v3`, `v3/apis/apps/v1`).
+fn document(parts: &[&str]) -> Option<&'static Document> {
+    match parts {
+        ["v2"] => Some(openapi::v2()),
+        ["v3"] => Some(openapi::v3_index()),
+        ["v3", rest @ ..] => openapi::v3(&rest.join("/")),
+        _ => None,
+    }
 }
 
 pub(crate) fn serve(parts: &[&str], headers: &HeaderMap) -> Result<Reply, ApiError> {
@@ -32,7 +37,12 @@ pub(crate) fn serve(parts: &[&str], headers: &HeaderMap) -> Result<Reply, ApiErr
         });
     }
     match document(parts) {
-        Some(doc) => Ok(Reply::json(http::StatusCode::OK, &doc)),
+        Some(doc) => Ok(Reply {
+            status: StatusCode::OK,
+            body: full(Bytes::from_static(doc.json.as_slice())),
+            content_type: "application/json",
+            warnings: Vec::new(),
+        }),
         None => Err(not_found_path()),
     }
 }

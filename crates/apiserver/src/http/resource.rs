@@ -49,6 +49,7 @@ fn decode_body(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
         .unwrap_or("application/json");
     let media = ct.split(';').next().unwrap_or_default().trim();
     let v: Value = match media {
+        "application/vnd.kubernetes.protobuf" => super::protobuf::decode(&ctx.body)?,
         "application/yaml" | "application/apply-patch+yaml" | "text/yaml" => {
             let s = std::str::from_utf8(&ctx.body)
                 .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
@@ -176,26 +177,26 @@ impl Api {
             "scale" if ki.scale.is_some() => return self.scale(ctx, &kind, ns).await,
             "finalize" if is_ns_kind && info.verb == "update" => {}
             other => {
-                if info.verb == "create" {
-                    if let Some(h) = self.subresources.iter().find(|h| {
+                if info.verb == "create"
+                    && let Some(h) = self.subresources.iter().find(|h| {
                         h.parent() == (ki.plural.as_str(), ki.group.as_str())
                             && h.subresource() == other
-                    }) {
-                        let opts = write_options(ctx)?;
-                        let body = decode_body(ctx)?;
-                        let req = HookRequest {
-                            user: ctx.user,
-                            namespace: ns,
-                            name: Some(&info.name),
-                            dry_run: opts.dry_run,
-                        };
-                        let (k, _, _) = h.kind();
-                        let out = h
-                            .create(&req, body)
-                            .await
-                            .map_err(|e| hook_error(e, &ki.group, &ki.plural, k, &info.name))?;
-                        return Ok(Reply::json(StatusCode::CREATED, &out));
-                    }
+                    })
+                {
+                    let opts = write_options(ctx)?;
+                    let body = decode_body(ctx)?;
+                    let req = HookRequest {
+                        user: ctx.user,
+                        namespace: ns,
+                        name: Some(&info.name),
+                        dry_run: opts.dry_run,
+                    };
+                    let (k, _, _) = h.kind();
+                    let out = h
+                        .create(&req, body)
+                        .await
+                        .map_err(|e| hook_error(e, &ki.group, &ki.plural, k, &info.name))?;
+                    return Ok(Reply::json(StatusCode::CREATED, &out));
                 }
                 return Err(not_found_path());
             }
@@ -242,7 +243,6 @@ impl Api {
             "update" => {
                 let opts = with_default_manager(write_options(ctx)?, ctx);
                 let body = decode_body(ctx)?;
-                let sub = if sub == "finalize" { "" } else { sub };
                 let w = reg.update(&kind, ns, &info.name, body, sub, &opts).await?;
                 let mut r = Reply::json(
                     if w.created {

@@ -75,6 +75,10 @@ pub(crate) trait Kind: Send + Sync + 'static {
     fn field_value(_obj: &Value, _field: &str) -> Option<String> {
         None
     }
+    /// `CheckGracefulDelete`: Some(seconds) when a DELETE only marks the object.
+    fn graceful_deletion_seconds(_obj: &Value) -> Option<i64> {
+        None
+    }
 }
 
 /// A [`Strategy`] over a [`Kind`].
@@ -189,6 +193,10 @@ impl<K: Kind> Strategy for Typed<K> {
 
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
         K::field_value(obj, field)
+    }
+
+    fn graceful_deletion_seconds(&self, obj: &Value) -> Option<i64> {
+        K::graceful_deletion_seconds(obj)
     }
 }
 

@@ -107,21 +107,6 @@ pub(crate) fn immutable(new: &Value, old: &Value, ptr: &str, path: &str) -> Vec<
     )]
 }
 
-/// Go's `%v` of a `map[string]string`, as upstream prints label maps in causes.
-pub(crate) fn go_string_map(m: Option<&Value>) -> String {
-    let mut pairs: Vec<(String, String)> = m
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    pairs.sort();
-    let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("{k:?}:{v:?}")).collect();
-    format!("map[string]string{{{}}}", inner.join(", "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,14 +124,6 @@ mod tests {
         assert!(
             immutable(&json!({"a": 1}), &json!({"a": 2}), "/a", "a")[0].detail
                 == "field is immutable"
-        );
-    }
-
-    #[test]
-    fn go_map_rendering() {
-        assert_eq!(
-            go_string_map(Some(&json!({"b": "2", "a": "1"}))),
-            "map[string]string{\"a\":\"1\", \"b\":\"2\"}"
         );
     }
 }

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
+use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ListMeta, Status};
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
@@ -75,6 +76,7 @@ fn build() -> Documents {
         generator.subschema_for::<Status>(),
         generator.subschema_for::<DeleteOptions>(),
         generator.subschema_for::<ListMeta>(),
+        generator.subschema_for::<Scale>(),
     ]
     .iter()
     .filter_map(|s| ref_name(s.as_value()))
@@ -534,13 +536,20 @@ fn paths(info: &ResourceInfo, def: &str, f: Flavor) -> Vec<(String, Value)> {
         if f == Flavor::V2 {
             ops["patch"]["parameters"][0]["schema"] = json!({"type": "object"});
         }
+        if name == "scale" {
+            // The scale subresource speaks autoscaling/v1 Scale, and says so to kubectl.
+            for verb in ["get", "put", "patch"] {
+                ops[verb]["x-kubernetes-group-version-kind"] =
+                    json!({"group": "autoscaling", "kind": "Scale", "version": "v1"});
+            }
+        }
         out.push((format!("{item}/{name}"), ops));
     };
     if info.has_status {
         sub("status", "Status", def);
     }
     if info.scale.is_some() {
-        sub("scale", "Scale", def);
+        sub("scale", "Scale", "io.k8s.api.autoscaling.v1.Scale");
     }
     out
 }

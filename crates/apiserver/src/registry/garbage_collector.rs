@@ -279,12 +279,11 @@ impl GarbageCollector {
                                 refs.retain(|r| {
                                     r.get("uid").and_then(Value::as_str) != Some(owner_uid.as_str())
                                 });
-                                if refs.is_empty() {
-                                    if let Some(m) =
+                                if refs.is_empty()
+                                    && let Some(m) =
                                         o.get_mut("metadata").and_then(Value::as_object_mut)
-                                    {
-                                        m.remove("ownerReferences");
-                                    }
+                                {
+                                    m.remove("ownerReferences");
                                 }
                             }
                             Ok(o)

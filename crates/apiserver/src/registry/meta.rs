@@ -29,10 +29,10 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.is_object() {
         *obj = json!({});
     }
-    if !obj.get("metadata").is_some_and(Value::is_object) {
-        if let Some(o) = obj.as_object_mut() {
-            o.insert("metadata".into(), json!({}));
-        }
+    if !obj.get("metadata").is_some_and(Value::is_object)
+        && let Some(o) = obj.as_object_mut()
+    {
+        o.insert("metadata".into(), json!({}));
     }
     #[allow(clippy::expect_used, reason = "metadata was made an object just above")]
     obj.get_mut("metadata")

@@ -107,7 +107,7 @@ pub async fn finalize_namespace(reg: &Registry, name: &str) -> Result<bool, ApiE
         field_manager: MANAGER.into(),
         ..Default::default()
     };
-    reg.update_with(&ns_kind, None, name, "", &opts, |cur| {
+    reg.update_with(&ns_kind, None, name, "finalize", &opts, |cur| {
         let mut o = cur.clone();
         if let Some(f) = o
             .pointer_mut("/spec/finalizers")
@@ -164,11 +164,10 @@ pub fn spawn(
                     match ev {
                         Some(ev) if ev.type_ == "ERROR" => events = None,
                         Some(ev) => {
-                            if ev.object.pointer("/metadata/deletionTimestamp").is_some() {
-                                if let Some(n) = ev.object.pointer("/metadata/name").and_then(Value::as_str) {
+                            if ev.object.pointer("/metadata/deletionTimestamp").is_some()
+                                && let Some(n) = ev.object.pointer("/metadata/name").and_then(Value::as_str) {
                                     pending.insert(n.to_string());
                                 }
-                            }
                         }
                         None => events = None,
                     }

@@ -198,9 +198,7 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
             check_key(key)?;
             if matches!(op, Op::Gt | Op::Lt) {
                 if value.parse::<i64>().is_err() {
-                    return Err(format!(
-                        "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer"
-                    ));
+                    return Err("unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer".to_string());
                 }
             } else {
                 check_value(value)?;

@@ -49,12 +49,11 @@ fn cluster_ips(svc: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
-    if out.is_empty() {
-        if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str) {
-            if !ip.is_empty() {
-                out.push(ip.to_string());
-            }
-        }
+    if out.is_empty()
+        && let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str)
+        && !ip.is_empty()
+    {
+        out.push(ip.to_string());
     }
     out
 }

@@ -120,13 +120,13 @@ fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError>
             o.insert("kind".into(), Value::String(info.kind.clone()));
         }
     }
-    if let Some(m) = o.get("metadata") {
-        if !m.is_object() && !m.is_null() {
-            return Err(ApiError::BadRequest(
-                "json: cannot unmarshal into Go struct field .metadata of type v1.ObjectMeta"
-                    .into(),
-            ));
-        }
+    if let Some(m) = o.get("metadata")
+        && !m.is_object()
+        && !m.is_null()
+    {
+        return Err(ApiError::BadRequest(
+            "json: cannot unmarshal into Go struct field .metadata of type v1.ObjectMeta".into(),
+        ));
     }
     Ok(())
 }
@@ -429,7 +429,23 @@ impl Registry {
                 )],
             ));
         }
-        if subresource == "status" {
+        if subresource == "finalize" {
+            // `namespaces/finalize`: only `spec.finalizers` changes (the namespace strategy keeps
+            // them on ordinary updates).
+            let finalizers = obj.pointer("/spec/finalizers").cloned();
+            let mut merged = old.clone();
+            if let Some(spec) = merged
+                .as_object_mut()
+                .map(|o| o.entry("spec").or_insert_with(|| json!({})))
+                .and_then(Value::as_object_mut)
+            {
+                match finalizers {
+                    Some(f) => spec.insert("finalizers".into(), f),
+                    None => spec.remove("finalizers"),
+                };
+            }
+            obj = merged;
+        } else if subresource == "status" {
             // Only status changes through /status; everything else stays as stored.
             let status = obj.get("status").cloned();
             let mut merged = old.clone();
@@ -457,10 +473,10 @@ impl Registry {
                         None => m.remove(k),
                     };
                 }
-                if !m.contains_key("managedFields") {
-                    if let Some(mf) = old_meta.get("managedFields") {
-                        m.insert("managedFields".into(), mf.clone());
-                    }
+                if !m.contains_key("managedFields")
+                    && let Some(mf) = old_meta.get("managedFields")
+                {
+                    m.insert("managedFields".into(), mf.clone());
                 }
             }
             if info.has_status {
@@ -700,12 +716,12 @@ impl Registry {
                 )));
             }
         }
-        if let Some(want) = &opts.precondition_resource_version {
-            if *want != rev.to_string() {
-                return Err(conflict(format!(
-                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
-                )));
-            }
+        if let Some(want) = &opts.precondition_resource_version
+            && *want != rev.to_string()
+        {
+            return Err(conflict(format!(
+                "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
+            )));
         }
         admission::namespace_lifecycle::admit_delete(info, name)?;
 
@@ -776,12 +792,10 @@ impl Registry {
                 m.insert("deletionGracePeriodSeconds".into(), grace.into());
                 m.remove("resourceVersion");
             }
-            if namespace_pending {
-                if let Some(o) = obj.as_object_mut() {
-                    let status = o.entry("status").or_insert_with(|| json!({}));
-                    if let Some(s) = status.as_object_mut() {
-                        s.insert("phase".into(), "Terminating".into());
-                    }
+            if namespace_pending && let Some(o) = obj.as_object_mut() {
+                let status = o.entry("status").or_insert_with(|| json!({}));
+                if let Some(s) = status.as_object_mut() {
+                    s.insert("phase".into(), "Terminating".into());
                 }
             }
             if opts.dry_run {

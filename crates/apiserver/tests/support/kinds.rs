@@ -146,10 +146,11 @@ impl Strategy for ConfigMaps {
         &self.0
     }
     fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), String> {
-        if let Some(d) = obj.get("data") {
-            if !d.is_object() && !d.is_null() {
-                return Err("json: cannot unmarshal into Go struct field ConfigMap.data of type map[string]string".into());
-            }
+        if let Some(d) = obj.get("data")
+            && !d.is_object()
+            && !d.is_null()
+        {
+            return Err("json: cannot unmarshal into Go struct field ConfigMap.data of type map[string]string".into());
         }
         let u = unknown(
             &obj,
@@ -243,10 +244,10 @@ impl Strategy for Deployments {
         Ok((drop_paths(obj, &u), u))
     }
     fn prepare_for_create(&self, obj: &mut Value) {
-        if obj.pointer("/spec/replicas").is_none() {
-            if let Some(s) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-                s.insert("replicas".into(), json!(1));
-            }
+        if obj.pointer("/spec/replicas").is_none()
+            && let Some(s) = obj.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            s.insert("replicas".into(), json!(1));
         }
         if let Some(o) = obj.as_object_mut() {
             o.insert("status".into(), json!({}));
@@ -257,14 +258,14 @@ impl Strategy for Deployments {
         if obj.pointer("/spec/selector").is_none() {
             errs.push(FieldError::required("spec.selector", ""));
         }
-        if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64) {
-            if r < 0 {
-                errs.push(FieldError::invalid(
-                    "spec.replicas",
-                    json!(r),
-                    "must be greater than or equal to 0",
-                ));
-            }
+        if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64)
+            && r < 0
+        {
+            errs.push(FieldError::invalid(
+                "spec.replicas",
+                json!(r),
+                "must be greater than or equal to 0",
+            ));
         }
         errs
     }

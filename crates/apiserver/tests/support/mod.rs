@@ -47,6 +47,26 @@ pub async fn server() -> TestServer {
 
 pub async fn server_with(cfg: ClusterApiConfig) -> TestServer {
     let store = Arc::new(mem_store::MemStore::new());
+    server_on(store, cfg).await
+}
+
+/// A server over any store; `store` stays the in-memory one for compaction helpers, so tests
+/// that pass another backend must not call `compact_to`.
+pub async fn server_on_backend(
+    backend: Arc<dyn skiff_store::Store>,
+    cfg: ClusterApiConfig,
+) -> TestServer {
+    let api = start(backend, cfg).await.expect("server starts");
+    let base = format!("http://{}", api.local_addr);
+    TestServer {
+        api,
+        store: Arc::new(mem_store::MemStore::new()),
+        base,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+    }
+}
+
+pub async fn server_on(store: Arc<mem_store::MemStore>, cfg: ClusterApiConfig) -> TestServer {
     let api = start(store.clone(), cfg).await.expect("server starts");
     let base = format!("http://{}", api.local_addr);
     TestServer {
@@ -160,10 +180,10 @@ impl TestServer {
                     buf.extend_from_slice(&data);
                     while let Some(i) = buf.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = buf.drain(..=i).collect();
-                        if let Ok(v) = serde_json::from_slice::<Value>(&line) {
-                            if tx.send(v).await.is_err() {
-                                return;
-                            }
+                        if let Ok(v) = serde_json::from_slice::<Value>(&line)
+                            && tx.send(v).await.is_err()
+                        {
+                            return;
                         }
                     }
                 }

@@ -37,6 +37,17 @@ pub fn decode<'m>(
                 "The request must contain the parameter Action",
             )
         })?;
+    // ELB classic (2012-06-01) shares ELBv2's signing name and action names: a request for another
+    // API version must not be read with this model.
+    if let Some(v) = params
+        .get("Version")
+        .filter(|v| !v.is_empty() && **v != model.api_version)
+    {
+        return Err(AwsError::new(
+            "InvalidAction",
+            format!("Could not find operation {action} for version {v}"),
+        ));
+    }
     let op = model
         .operation(action)
         .ok_or_else(|| invalid_action(model, action))?;
@@ -277,6 +288,13 @@ mod tests {
         let sts = service("sts").expect("sts");
         assert!(decode(sts, &p(&[("Action", "Nope")])).is_err_and(|e| e.code == "InvalidAction"));
         assert!(decode(sts, &p(&[])).is_err_and(|e| e.code == "MissingAction"));
+        let elb = service("elbv2").expect("elbv2");
+        let classic = p(&[
+            ("Action", "DescribeLoadBalancers"),
+            ("Version", "2012-06-01"),
+        ]);
+        assert!(decode(elb, &classic).is_err_and(|e| e.message
+            == "Could not find operation DescribeLoadBalancers for version 2012-06-01"));
         let bad = decode(
             iam,
             &p(&[("Action", "CreateRole"), ("MaxSessionDuration", "x")]),

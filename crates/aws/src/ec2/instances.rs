@@ -145,7 +145,9 @@ async fn choose_subnet(ctx: &RequestContext, req: &Value) -> Result<String, AwsE
     let vpc_id = regions::default_vpc_id(ctx)
         .await?
         .ok_or_else(|| error("VPCIdNotSpecified", &[]))?;
-    let zone = req["Placement"]["AvailabilityZone"].as_str();
+    let zone = req["Placement"]["AvailabilityZone"]
+        .as_str()
+        .filter(|z| !z.is_empty());
     let mut candidates: Vec<Value> = common::load_all(ctx, "subnet")
         .await?
         .into_iter()
@@ -261,6 +263,8 @@ async fn launch(
         .cloned()
         .unwrap_or(Value::Null);
 
+    // Domain callers (AutoScaling) do not pass through `dispatch`, which makes the region's defaults.
+    regions::defaults(ctx).await?;
     let _guard = common::write_lock(ctx).await;
     let subnet_id = choose_subnet(ctx, &req).await?;
     let (mut subnet, subnet_rev) =
@@ -271,6 +275,7 @@ async fn launch(
         .unwrap_or_default()
         .to_string();
     if let Some(z) = req["Placement"]["AvailabilityZone"].as_str()
+        && !z.is_empty()
         && z != zone
     {
         return Err(invalid_value(format!(
@@ -405,7 +410,7 @@ async fn launch(
             "InstanceType": instance_type,
             "LaunchTime": now,
             "AmiLaunchIndex": index,
-            "Placement": {"AvailabilityZone": zone, "GroupName": "", "Tenancy": req["Placement"]["Tenancy"].as_str().unwrap_or("default")},
+            "Placement": {"AvailabilityZone": zone, "GroupName": "", "Tenancy": req["Placement"]["Tenancy"].as_str().filter(|t| !t.is_empty()).unwrap_or("default")},
             "PrivateDnsName": eni["PrivateDnsName"],
             "PrivateIpAddress": private_ip,
             "PublicDnsName": pip.as_deref().map(|ip| public_dns(&ctx.region, ip)).unwrap_or_default(),
@@ -1488,6 +1493,33 @@ mod tests {
         .await;
         assert_eq!(v["LaunchTemplateVersions"].as_array().unwrap().len(), 1);
         assert_eq!(v["LaunchTemplateVersions"][0]["DefaultVersion"], true);
+    }
+
+    #[tokio::test]
+    async fn domain_launch_on_a_fresh_region_makes_its_defaults_first() {
+        // No dispatch call before: the default VPC must be created without deadlocking on the lock.
+        let c = super::super::testing::ctx_in(
+            std::sync::Arc::new(super::super::testing::MemStore::default()),
+            "eu-west-1",
+        );
+        let req = LaunchRequest {
+            image_id: Some("ami-12345678".into()),
+            instance_type: Some("t3.small".into()),
+            count: 1,
+            ..Default::default()
+        };
+        let launched = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            run_instances_internal(&c, &req),
+        )
+        .await
+        .expect("no deadlock")
+        .unwrap();
+        let dns = launched[0]["PrivateDnsName"].as_str().unwrap();
+        assert!(
+            dns.starts_with("ip-172-31-") && dns.ends_with(".eu-west-1.compute.internal"),
+            "{dns}"
+        );
     }
 
     async fn describe_volume_size(c: &RequestContext, id: &str) -> i64 {

@@ -168,8 +168,12 @@ pub(crate) async fn defaults(ctx: &RequestContext) -> Result<Value, AwsError> {
 }
 
 /// The default VPC's id in this region, if it still exists.
+///
+/// Reads only: callers may hold the write lock, which [`defaults`] takes to create the VPC.
 pub(crate) async fn default_vpc_id(ctx: &RequestContext) -> Result<Option<String>, AwsError> {
-    let d = defaults(ctx).await?;
+    let Some((d, _)) = common::load(ctx, DEFAULTS_KIND, "defaults").await? else {
+        return Ok(None);
+    };
     let Some(id) = d["DefaultVpcId"].as_str() else {
         return Ok(None);
     };

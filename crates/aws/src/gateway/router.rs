@@ -184,13 +184,16 @@ async fn handle(
             );
         }
     };
-    let decoded = skiff_aws_model::decode(model, &req);
-    // Unsigned requests get no further than naming an operation that allows it.
-    if parsed.is_err() && !decoded.as_ref().is_ok_and(|d| d.operation.unsigned) {
+    // Unsigned requests get no further than naming an operation that allows it (constraints are
+    // checked after, so an unsigned AssumeRoleWithWebIdentity still hears about its bad input).
+    if parsed.is_err()
+        && !skiff_aws_model::codec::decode_unchecked(model, &req)
+            .is_ok_and(|d| d.operation.unsigned)
+    {
         let err = SigError::Missing.to_aws_error(info.protocol);
         return error_response(info.protocol, Some(info), &err, &request_id);
     }
-    let decoded = match decoded {
+    let decoded = match skiff_aws_model::decode(model, &req) {
         Ok(d) => d,
         Err(err) => {
             return into_response(

@@ -287,5 +287,42 @@ mod tests {
                 .unwrap(),
             Decision::ImplicitDeny
         );
+
+        // A session policy narrows the role's permissions for that session only.
+        let narrow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"elasticloadbalancing:Describe*","Resource":"*"}]}"#;
+        let s = sts(&ctx, "AssumeRole", json!({"RoleArn": "arn:aws:iam::000000000000:role/cluster", "RoleSessionName": "x2", "Policy": narrow}))
+            .await
+            .unwrap();
+        let (ncred, _) = resources::get::<StoredCredential>(
+            &*store,
+            &credential_key(s["Credentials"]["AccessKeyId"].as_str().unwrap()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let narrowed = caller_of(&ncred);
+        let d = |a: &'static str| {
+            let store = store.clone();
+            let who = narrowed.clone();
+            async move {
+                is_allowed(&*store, &who, a, "*", &ContextMap::new())
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            d("elasticloadbalancing:DescribeLoadBalancers").await,
+            Decision::Allow
+        );
+        assert_eq!(
+            d("elasticloadbalancing:CreateLoadBalancer").await,
+            Decision::ImplicitDeny
+        );
+        // …but never beyond the role's own policies.
+        assert_eq!(d("iam:CreateUser").await, Decision::ImplicitDeny);
+        let e = sts(&ctx, "AssumeRole", json!({"RoleArn": "arn:aws:iam::000000000000:role/cluster", "RoleSessionName": "x3", "PolicyArns": [{"arn": "arn:aws:iam::aws:policy/Nope"}]}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "ValidationError");
     }
 }

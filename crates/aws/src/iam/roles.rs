@@ -34,6 +34,9 @@ pub struct RoleRecord {
     pub attached_policies: Vec<String>,
     #[serde(default)]
     pub inline_policies: BTreeMap<String, String>,
+    /// When and in which region a session of this role was last issued (`RoleLastUsed`).
+    #[serde(default)]
+    pub last_used: Option<(String, String)>,
 }
 
 impl Entity for RoleRecord {
@@ -99,7 +102,11 @@ impl RoleRecord {
                 o.insert("PermissionsBoundary".into(), boundary_value(b));
             }
             put_tags(&mut o, &self.tags);
-            o.insert("RoleLastUsed".into(), json!({}));
+            let last = match &self.last_used {
+                Some((date, region)) => json!({"LastUsedDate": date, "Region": region}),
+                None => json!({}),
+            };
+            o.insert("RoleLastUsed".into(), last);
         }
         Value::Object(o)
     }
@@ -167,6 +174,19 @@ pub fn new_record(
         tags: Vec::new(),
         attached_policies: Vec::new(),
         inline_policies: BTreeMap::new(),
+        last_used: None,
+    }
+}
+
+/// Record that a session of `role` was just issued. Best effort: losing a race to another writer
+/// only loses this timestamp, never the other change.
+pub async fn mark_used(ctx: &RequestContext, role: &RoleRecord, region: &str) {
+    if let Ok(Some((mut r, rev))) =
+        find::<RoleRecord>(&*ctx.store, &ctx.account_id, &role.role_name).await
+        && r.role_id == role.role_id
+    {
+        r.last_used = Some((now(), region.to_string()));
+        let _ = commit(ctx, vec![update_op(&ctx.account_id, &r, rev)]).await;
     }
 }
 

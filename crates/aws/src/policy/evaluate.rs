@@ -256,7 +256,19 @@ pub async fn is_allowed(
         context: &ctx,
     };
     let docs: Vec<&PolicyDocument> = identity.policies.iter().collect();
-    Ok(evaluate(&req, &docs, None, identity.boundary.as_ref()))
+    let decision = evaluate(&req, &docs, None, identity.boundary.as_ref());
+    // Session policies (AssumeRole `Policy`/`PolicyArns`) narrow the session further: their union
+    // must allow the request too.
+    let session: Vec<PolicyDocument> = crate::sts::session_policies(store, &caller.access_key_id)
+        .await?
+        .iter()
+        .filter_map(|t| PolicyDocument::parse_str(t).ok())
+        .collect();
+    if decision != Decision::Allow || session.is_empty() {
+        return Ok(decision);
+    }
+    let session_refs: Vec<&PolicyDocument> = session.iter().collect();
+    Ok(evaluate(&req, &session_refs, None, None))
 }
 
 #[cfg(test)]

@@ -59,13 +59,30 @@ pub fn caller_context(ctx: &RequestContext, principal: &EvalPrincipal) -> Contex
     m
 }
 
-/// A session policy, when given, must be a valid permission policy.
-pub fn check_session_policy(input: &Value) -> StsResult<()> {
+/// The session policies of an `AssumeRole*` request: the inline `Policy` (validated like a
+/// permission policy) and the documents of the managed `PolicyArns`. The session may do only what
+/// both these and the role's own policies allow (`policy::is_allowed` intersects them).
+pub async fn session_policies(ctx: &RequestContext, input: &Value) -> StsResult<Vec<String>> {
+    let mut out = Vec::new();
     if let Some(text) = input.get("Policy").and_then(Value::as_str) {
         crate::iam::policy_document::validate_permissions(text, "PackedPolicySize", 2048)
             .map_err(|e| StsError::MalformedPolicyDocument(e.to_string()))?;
+        out.push(text.to_string());
     }
-    Ok(())
+    if let Some(Value::Array(arns)) = input.get("PolicyArns") {
+        for a in arns {
+            let arn = a.get("arn").and_then(Value::as_str).unwrap_or_default();
+            let p = crate::iam::policies::resolve_in(&*ctx.store, &ctx.account_id, arn)
+                .await
+                .map_err(|_| {
+                    StsError::Validation(format!(
+                        "The policy {arn} does not exist or is not attachable."
+                    ))
+                })?;
+            out.push(p.default_document());
+        }
+    }
+    Ok(out)
 }
 
 #[doc(alias = "AssumeRole")]
@@ -77,7 +94,7 @@ pub async fn assume_role(ctx: &RequestContext, input: Value) -> StsResult<Value>
             StsError::Validation("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null".into())
         })?;
     let session = session_name(&input)?;
-    check_session_policy(&input)?;
+    let session_policies = session_policies(ctx, &input).await?;
     let denied = || {
         StsError::AccessDenied(format!(
             "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
@@ -130,7 +147,8 @@ pub async fn assume_role(ctx: &RequestContext, input: Value) -> StsResult<Value>
         role.role_name
     );
     let user_id = format!("{}:{session}", role.role_id);
-    let creds = issue(ctx, account, &arn, &user_id, seconds).await?;
+    let creds = issue(ctx, account, &arn, &user_id, seconds, session_policies).await?;
+    roles::mark_used(ctx, &role, &ctx.region).await;
     let mut out = json!({
         "Credentials": creds,
         "AssumedRoleUser": { "AssumedRoleId": user_id, "Arn": arn },
@@ -187,6 +205,11 @@ mod tests {
         assert!(c["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
         assert_eq!(c["AccessKeyId"].as_str().unwrap().len(), 20);
         let cred = stored(&ctx, &c["AccessKeyId"]).await;
+        let got = iam(&ctx, "GetRole", json!({"RoleName": "admin"}))
+            .await
+            .unwrap();
+        assert_eq!(got["Role"]["RoleLastUsed"]["Region"], "us-east-1");
+        assert!(got["Role"]["RoleLastUsed"]["LastUsedDate"].is_string());
         assert_eq!(cred.session_token.as_deref(), c["SessionToken"].as_str());
         assert_eq!(cred.expiration.as_deref(), c["Expiration"].as_str());
 

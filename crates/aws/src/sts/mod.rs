@@ -129,6 +129,7 @@ pub async fn issue(
     arn: &str,
     user_id: &str,
     seconds: i64,
+    session_policies: Vec<String>,
 ) -> StsResult<Value> {
     let id = crate::resources::new_iam_id("ASIA")[..20].to_string();
     let secret = crate::iam::access_keys::new_secret();
@@ -154,16 +155,19 @@ pub async fn issue(
         expiration: Some(expiration.clone()),
         status: "Active".into(),
     };
-    resources::commit(
-        &*ctx.store,
-        vec![resources::put_op(
-            &credential_key(&id),
-            &cred,
-            Precondition::MustNotExist,
-        )],
-    )
-    .await
-    .map_err(|e| {
+    let mut ops = vec![resources::put_op(
+        &credential_key(&id),
+        &cred,
+        Precondition::MustNotExist,
+    )];
+    if !session_policies.is_empty() {
+        ops.push(resources::put_op(
+            &session_policy_key(&id),
+            &json!({ "policies": session_policies }),
+            Precondition::None,
+        ));
+    }
+    resources::commit(&*ctx.store, ops).await.map_err(|e| {
         StsError::Internal(e.unwrap_or_else(|| {
             AwsError::new("InternalFailure", "credential id collision").with_status(500)
         }))
@@ -174,6 +178,24 @@ pub async fn issue(
         "SessionToken": token,
         "Expiration": expiration,
     }))
+}
+
+/// Where the session policies of a temporary credential live (absent when none were passed).
+pub fn session_policy_key(access_key_id: &str) -> String {
+    format!("/aws/global/sts/session-policy/{access_key_id}")
+}
+
+/// The session policy documents (`Policy` and `PolicyArns`) a temporary credential was issued with.
+pub async fn session_policies(
+    store: &dyn skiff_store::Store,
+    access_key_id: &str,
+) -> Result<Vec<String>, AwsError> {
+    Ok(
+        resources::get::<Value>(store, &session_policy_key(access_key_id))
+            .await?
+            .and_then(|(v, _)| serde_json::from_value(v["policies"].clone()).ok())
+            .unwrap_or_default(),
+    )
 }
 
 /// Delete temporary credentials that expired before `now` (the verifier already refuses them; this
@@ -194,13 +216,12 @@ pub async fn purge_expired_credentials(
             .is_some_and(|e| e < now);
         if expired {
             // A concurrent purge may have removed it already: that is fine.
-            if resources::commit(
-                store,
-                vec![resources::delete_op(&credential_key(&c.access_key_id))],
-            )
-            .await
-            .is_ok()
-            {
+            let mut ops = vec![resources::delete_op(&credential_key(&c.access_key_id))];
+            let policy_key = session_policy_key(&c.access_key_id);
+            if resources::get::<Value>(store, &policy_key).await?.is_some() {
+                ops.push(resources::delete_op(&policy_key));
+            }
+            if resources::commit(store, ops).await.is_ok() {
                 removed += 1;
             }
         }

@@ -34,6 +34,6 @@ pub async fn get_session_token(ctx: &RequestContext, input: Value) -> StsResult<
             input.get("DurationSeconds").cloned().unwrap_or_default()
         ),
     )?;
-    let creds = issue(ctx, &c.account_id, &c.arn, &c.user_id, seconds).await?;
+    let creds = issue(ctx, &c.account_id, &c.arn, &c.user_id, seconds, Vec::new()).await?;
     Ok(json!({ "Credentials": creds }))
 }

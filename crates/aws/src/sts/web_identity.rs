@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use skiff_aws_model::AwsError;
 use skiff_store::{Precondition, Store};
 
-use super::assume_role::check_session_policy;
+use super::assume_role::session_policies;
 use super::{StsError, StsResult, duration, issue, role_parts, session_name};
 use crate::context::RequestContext;
 use crate::iam::{oidc_providers, roles};
@@ -136,7 +136,7 @@ pub async fn assume_role_with_web_identity(ctx: &RequestContext, input: Value) -
             StsError::Validation("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null".into())
         })?;
     let session = session_name(&input)?;
-    check_session_policy(&input)?;
+    let session_policies = session_policies(ctx, &input).await?;
     let token = input
         .get("WebIdentityToken")
         .and_then(Value::as_str)
@@ -224,7 +224,8 @@ pub async fn assume_role_with_web_identity(ctx: &RequestContext, input: Value) -
         role.role_name
     );
     let user_id = format!("{}:{session}", role.role_id);
-    let creds = issue(ctx, account, &arn, &user_id, seconds).await?;
+    let creds = issue(ctx, account, &arn, &user_id, seconds, session_policies).await?;
+    roles::mark_used(ctx, &role, &ctx.region).await;
     Ok(json!({
         "Credentials": creds,
         "SubjectFromWebIdentityToken": sub,

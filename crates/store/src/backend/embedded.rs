@@ -525,8 +525,75 @@ impl History for LogHistory {
             let (rev, row) = row.map_err(io)?;
             events.extend(decode_events(rev.value(), row.value())?);
         }
+        let kv = rtx.open_table(KV).map_err(io)?;
+        fill_put_values(&mut events, upto, &kv, &log)?;
         Ok(events)
     }
+}
+
+/// Gives the puts of a history read their values, which the log does not repeat (see
+/// `record.rs`): the value a put wrote is the previous value of the next event on its key, found
+/// walking the read backwards; for the last put on a key in the read, it is the `kv` row if the
+/// key still has that revision, and otherwise the previous value of the key's first event after
+/// `upto`, found by scanning forward until every such key is resolved.
+fn fill_put_values(
+    events: &mut [WatchEvent],
+    upto: Revision,
+    kv: &impl ReadableTable<&'static str, &'static [u8]>,
+    log: &impl ReadableTable<i64, &'static [u8]>,
+) -> Result<(), StoreError> {
+    let mut next_prev: HashMap<String, Bytes> = HashMap::new();
+    let mut overwritten_later: HashMap<String, usize> = HashMap::new();
+    for i in (0..events.len()).rev() {
+        let e = &mut events[i];
+        if e.kind == EventKind::Put {
+            if let Some(value) = next_prev.get(&e.kv.key) {
+                e.kv.value = value.clone();
+            } else {
+                match kv.get(e.kv.key.as_str()).map_err(io)? {
+                    Some(row)
+                        if decode_row(&e.kv.key, row.value())?.mod_revision
+                            == e.kv.mod_revision =>
+                    {
+                        e.kv.value = decode_row(&e.kv.key, row.value())?.value;
+                    }
+                    _ => {
+                        overwritten_later.insert(e.kv.key.clone(), i);
+                    }
+                }
+            }
+        }
+        // Before this event the key held its previous value (absent: nothing a put could need).
+        match &e.prev {
+            Some(p) => next_prev.insert(e.kv.key.clone(), p.value.clone()),
+            None => next_prev.remove(&e.kv.key),
+        };
+    }
+    if overwritten_later.is_empty() {
+        return Ok(());
+    }
+    for row in log.range(upto + 1..).map_err(io)? {
+        let (rev, row) = row.map_err(io)?;
+        for later in decode_events(rev.value(), row.value())? {
+            if let Some(i) = overwritten_later.remove(&later.kv.key) {
+                let prev = later.prev.ok_or_else(|| {
+                    StoreError::Io(format!(
+                        "embedded store log: {} at revision {} has no previous value",
+                        later.kv.key,
+                        rev.value()
+                    ))
+                })?;
+                events[i].kv.value = prev.value;
+            }
+        }
+        if overwritten_later.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Io(format!(
+        "embedded store log: the value written to {:?} is nowhere (damaged file?)",
+        overwritten_later.keys().next()
+    )))
 }
 
 /// A range read inside one snapshot: the current rows, with the keys written after `at` replaced by
@@ -752,6 +819,56 @@ mod tests {
         }
         assert_eq!(got, vec![2, 3, 3]);
         assert_eq!(store.txn(vec![put("/a/3", "w")]).await.unwrap().revision, 4);
+    }
+
+    #[tokio::test]
+    async fn replay_from_the_log_restores_every_value_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 100_000);
+        let del = |k: &str| Op::Delete {
+            key: k.into(),
+            precondition: Precondition::None,
+        };
+        // /v/a: written, overwritten, deleted, recreated; /v/b: written once, overwritten only after
+        // more than one history chunk (1,024 revisions); /v/c: written once, never again.
+        let mut expected = Vec::new();
+        for (op, value) in [
+            (put("/v/a", "a1"), "a1"),
+            (put("/v/b", "b1"), "b1"),
+            (put("/v/a", "a2"), "a2"),
+            (del("/v/a"), ""),
+            (put("/v/a", "a3"), "a3"),
+            (put("/v/c", "c1"), "c1"),
+        ] {
+            let key = op.key().to_string();
+            let r = store.txn(vec![op]).await.unwrap();
+            expected.push((r.revision, key, value.to_string()));
+        }
+        for i in 0..1100 {
+            store
+                .txn(vec![put(&format!("/filler/{i}"), "f")])
+                .await
+                .unwrap();
+        }
+        for (op, value) in [(put("/v/b", "b2"), "b2"), (put("/v/a", "a4"), "a4")] {
+            let key = op.key().to_string();
+            let r = store.txn(vec![op]).await.unwrap();
+            expected.push((r.revision, key, value.to_string()));
+        }
+        drop(store);
+        // Reopened, the ring is empty: everything comes from the log.
+        let store = open(dir.path(), 100_000);
+        let mut w = store.watch("/v/", 0).await.unwrap();
+        let mut got = Vec::new();
+        for _ in 0..expected.len() {
+            let e = w.next().await.unwrap().unwrap();
+            got.push((
+                e.kv.mod_revision,
+                e.kv.key,
+                String::from_utf8(e.kv.value.to_vec()).unwrap(),
+            ));
+        }
+        assert_eq!(got, expected);
     }
 
     #[tokio::test]

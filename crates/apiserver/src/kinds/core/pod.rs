@@ -166,6 +166,20 @@ impl Kind for Pod {
         ]
     }
 
+    /// Pods on a node wait for their kubelet; unscheduled or finished pods go at once.
+    fn graceful_deletion_seconds(obj: &Value) -> Option<i64> {
+        let phase = s(obj, "/status/phase");
+        if s(obj, "/spec/nodeName").is_empty() || phase == "Succeeded" || phase == "Failed" {
+            return None;
+        }
+        Some(
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30),
+        )
+        .filter(|g| *g > 0)
+    }
+
     fn field_value(obj: &Value, field: &str) -> Option<String> {
         let ptr = match field {
             "spec.nodeName" => "/spec/nodeName",
@@ -862,5 +876,10 @@ mod tests {
         );
         assert_eq!(st.field_value(&init, "spec.nodeName").as_deref(), Some(""));
         assert_eq!(st.field_value(&init, "spec.bogus"), None);
+        assert_eq!(st.graceful_deletion_seconds(&init), None);
+        let mut bound = init.clone();
+        bound["spec"]["nodeName"] = json!("n1");
+        bound["spec"]["terminationGracePeriodSeconds"] = json!(5);
+        assert_eq!(st.graceful_deletion_seconds(&bound), Some(5));
     }
 }

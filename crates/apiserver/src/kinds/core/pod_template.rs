@@ -9,7 +9,7 @@ use super::pod::{default_pod_spec, validate_pod_spec};
 use crate::kinds::typed::{
     Kind, age_cell, age_column, arr, child_map, col, name_cell, name_column,
 };
-use crate::kinds::validation::{self, go_string_map, not_supported};
+use crate::kinds::validation::{self, not_supported};
 use crate::registry::strategy::Column;
 
 pub(crate) struct PodTemplate;
@@ -144,7 +144,7 @@ pub(crate) fn validate_selector(obj: &Value, kind_lower: &str) -> Vec<FieldError
     if !selector_matches(sel, labels) {
         return vec![FieldError::invalid(
             "spec.template.metadata.labels",
-            Value::String(go_string_map(labels)),
+            labels.cloned().unwrap_or(Value::Null),
             "`selector` does not match template `labels`",
         )];
     }
@@ -282,7 +282,7 @@ mod tests {
         let bad = json!({"spec": {"selector": {"matchLabels": {"app": "a"}}, "template": {"metadata": {"labels": {"app": "b"}}}}});
         let e = validate_selector(&bad, "deployment");
         assert_eq!(e[0].path, "spec.template.metadata.labels");
-        assert_eq!(e[0].value, Some(json!("map[string]string{\"app\":\"b\"}")));
+        assert_eq!(e[0].value, Some(json!({"app": "b"})));
         assert_eq!(e[0].detail, "`selector` does not match template `labels`");
         assert_eq!(
             validate_selector(&json!({"spec": {}}), "deployment")[0],

@@ -8,7 +8,7 @@ use skiff_k8s_core::status::FieldError;
 use super::pod_template::{containers_cell, default_template, images_cell, validate_template};
 use crate::kinds::apps::replica_set::workload_columns;
 use crate::kinds::typed::{Kind, age_cell, child_map, default_field, i, name_cell};
-use crate::kinds::validation::{go_string_map, non_negative};
+use crate::kinds::validation::non_negative;
 use crate::registry::strategy::Column;
 
 pub(crate) struct ReplicationController;
@@ -51,7 +51,7 @@ impl Kind for ReplicationController {
                 if !matches {
                     errs.push(FieldError::invalid(
                         "spec.template.metadata.labels",
-                        json!(go_string_map(labels)),
+                        labels.cloned().unwrap_or(Value::Null),
                         "`selector` does not match template `labels`",
                     ));
                 }

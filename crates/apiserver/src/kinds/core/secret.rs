@@ -16,9 +16,27 @@ pub(crate) struct Secret;
 impl Kind for Secret {
     type Object = Object;
 
+    /// `stringData` is write-only: its entries are merged into `data` (base64), winning over `data`,
+    /// as the v1 conversion does upstream.
     fn defaults(obj: &mut Value) {
+        use base64::Engine;
         if let Some(m) = obj.as_object_mut() {
             default_field(m, "type", "Opaque");
+            if let Some(Value::Object(sd)) = m.remove("stringData") {
+                let data = m.entry("data").or_insert_with(|| json!({}));
+                if !data.is_object() {
+                    *data = json!({});
+                }
+                if let Some(d) = data.as_object_mut() {
+                    for (k, v) in sd {
+                        let text = v.as_str().unwrap_or_default();
+                        d.insert(
+                            k,
+                            json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -113,6 +131,8 @@ mod tests {
         let (mut sec, _) = st.canonicalize(json!({"metadata": {"name": "s", "namespace": "d"}, "stringData": {"a": "b"}, "data": {"x": "eA=="}})).unwrap();
         st.prepare_for_create(&mut sec);
         assert_eq!(sec["type"], "Opaque");
+        assert_eq!(sec["data"], json!({"x": "eA==", "a": "Yg=="}));
+        assert!(sec.get("stringData").is_none());
         assert!(st.validate(&sec).is_empty());
         assert_eq!(
             st.row(&sec, jiff::Timestamp::now())[1..3],

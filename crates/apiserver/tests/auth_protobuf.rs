@@ -1,0 +1,54 @@
+//! The protobuf request bodies kubectl 1.32 really sends for `auth whoami`, `auth can-i`,
+//! `auth can-i --list` and `create token --bound-object-kind Pod` (captured from kubectl against a
+//! recording HTTP server), decoded by `auth_apis::protobuf` into the JSON the handlers take.
+
+use serde_json::json;
+use skiff_apiserver::auth_apis::protobuf::decode;
+
+#[test]
+fn whoami() {
+    let v = decode(include_bytes!(
+        "auth_support/kubectl_1_32/self_subject_review.bin"
+    ))
+    .unwrap();
+    assert_eq!(v["apiVersion"], "authentication.k8s.io/v1");
+    assert_eq!(v["kind"], "SelfSubjectReview");
+}
+
+#[test]
+fn can_i_list_pods() {
+    let v = decode(include_bytes!(
+        "auth_support/kubectl_1_32/self_subject_access_review.bin"
+    ))
+    .unwrap();
+    assert_eq!(v["kind"], "SelfSubjectAccessReview");
+    let ra = &v["spec"]["resourceAttributes"];
+    assert_eq!(ra["namespace"], "default");
+    assert_eq!(ra["verb"], "list");
+    assert_eq!(ra["resource"], "pods");
+    assert_eq!(ra["group"], "");
+}
+
+#[test]
+fn can_i_list_everything() {
+    let v = decode(include_bytes!(
+        "auth_support/kubectl_1_32/self_subject_rules_review.bin"
+    ))
+    .unwrap();
+    assert_eq!(v["kind"], "SelfSubjectRulesReview");
+    assert_eq!(v["spec"]["namespace"], "default");
+}
+
+#[test]
+fn create_token_bound_to_a_pod() {
+    let v = decode(include_bytes!(
+        "auth_support/kubectl_1_32/token_request.bin"
+    ))
+    .unwrap();
+    assert_eq!(v["kind"], "TokenRequest");
+    assert_eq!(
+        v["spec"]["boundObjectRef"],
+        json!({"kind": "Pod", "apiVersion": "v1", "name": "web", "uid": ""})
+    );
+    assert!(v["spec"].get("expirationSeconds").is_none());
+}

@@ -1,0 +1,354 @@
+//! kubectl against the server with the real built-in kinds (`kinds::builtin()`) and OpenAPI, as
+//! `skiff up` runs it: validation on, create/apply/get/scale/delete/watch on ConfigMaps,
+//! Namespaces and Deployments.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::server_with;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+struct Kubectl {
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    fn new(base: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {base}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: t\n    user: u\n    namespace: default\ncurrent-context: c\n"
+        );
+        std::fs::write(dir.path().join("config"), cfg).unwrap();
+        Self { dir }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("kubectl");
+        c.arg("--kubeconfig")
+            .arg(self.dir.path().join("config"))
+            .arg("--request-timeout=10s")
+            .args(args);
+        c.env("KUBECACHEDIR", self.dir.path().join("cache"))
+            .env("HOME", self.dir.path());
+        c.kill_on_drop(true);
+        c
+    }
+
+    async fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut c = self.cmd(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("kubectl runs");
+        if let Some(input) = stdin {
+            use tokio::io::AsyncWriteExt;
+            let mut s = child.stdin.take().unwrap();
+            s.write_all(input.as_bytes()).await.unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("kubectl finished within 30s")
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
+    async fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let (ok, out, err) = self.run(args, stdin).await;
+        assert!(ok, "kubectl {args:?} failed:\nstdout: {out}\nstderr: {err}");
+        out
+    }
+}
+
+const APP: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: shop
+data:
+  mode: fast
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports:
+        - containerPort: 80
+";
+
+#[tokio::test]
+async fn kubectl_with_builtin_kinds_and_openapi() {
+    let cfg =
+        skiff_apiserver::server::ClusterApiConfig::new("builtin", "127.0.0.1:0".parse().unwrap());
+    let s = server_with(cfg).await;
+    let k = Kubectl::new(&s.base);
+    let out = k.ok(&["get", "ns"], None).await;
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("default") && l.contains("Active")),
+        "{out}"
+    );
+
+    let out = k.ok(&["apply", "-f", "-"], Some(APP)).await;
+    assert_eq!(
+        out.trim(),
+        "namespace/shop created\nconfigmap/settings created\ndeployment.apps/web created"
+    );
+    let out = k
+        .ok(
+            &["apply", "-f", "-"],
+            Some(&APP.replace("replicas: 2", "replicas: 4")),
+        )
+        .await;
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    let out = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.spec.replicas} {.metadata.generation}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out, "4 2");
+    let out = k
+        .ok(
+            &["-n", "shop", "scale", "deploy", "web", "--replicas=1"],
+            None,
+        )
+        .await;
+    assert_eq!(out.trim(), "deployment.apps/web scaled");
+    let out = k.ok(&["-n", "shop", "get", "deployments"], None).await;
+    assert!(out.lines().next().unwrap().starts_with("NAME"), "{out}");
+    let out = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "get",
+                "cm",
+                "settings",
+                "-o",
+                "jsonpath={.data.mode}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out, "fast");
+    let out = k.ok(&["apply", "--server-side", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  namespace: shop\ndata:\n  a: \"1\"\n")).await;
+    assert_eq!(out.trim(), "configmap/ssa serverside-applied");
+    // Strict field validation from the server, as kubectl asks for it.
+    let (ok, _, err) = k.run(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\n  namespace: shop\nbogus: 1\n")).await;
+    assert!(!ok && err.contains("unknown field \"bogus\""), "{err}");
+
+    // Watch prints a new object.
+    let mut child = k
+        .cmd(&["-n", "shop", "get", "configmaps", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    k.ok(
+        &["-n", "shop", "create", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n"),
+    )
+    .await;
+    let seen = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with("late") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(seen, "kubectl get -w printed the new ConfigMap");
+    let _ = child.kill().await;
+
+    // The generators send protobuf bodies.
+    let out = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "create",
+                "configmap",
+                "gen",
+                "--from-literal=a=1",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.trim(), "configmap/gen created");
+    let out = k
+        .ok(
+            &["-n", "shop", "get", "cm", "gen", "-o", "jsonpath={.data.a}"],
+            None,
+        )
+        .await;
+    assert_eq!(out, "1");
+    let out = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "create",
+                "secret",
+                "generic",
+                "s",
+                "--from-literal=p=x",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.trim(), "secret/s created");
+    let out = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "get",
+                "secret",
+                "s",
+                "-o",
+                "jsonpath={.data.p}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out, "eA==");
+    let out = k
+        .ok(&["-n", "shop", "create", "serviceaccount", "robot"], None)
+        .await;
+    assert_eq!(out.trim(), "serviceaccount/robot created");
+    let out = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "create",
+                "deployment",
+                "api",
+                "--image=nginx",
+                "--replicas=2",
+                "--port=8080",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.trim(), "deployment.apps/api created");
+    let out = k.ok(&["-n", "shop", "get", "deploy", "api", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}"], None).await;
+    assert_eq!(out, "2 nginx 8080");
+    let out = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "create",
+                "service",
+                "nodeport",
+                "api",
+                "--tcp=80:8080",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.trim(), "service/api created");
+    let out = k.ok(&["-n", "shop", "get", "svc", "api", "-o", "jsonpath={.spec.type} {.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.selector.app}"], None).await;
+    assert_eq!(out, "NodePort 80 8080 api");
+    let out = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "create",
+                "role",
+                "reader",
+                "--verb=get,list",
+                "--resource=pods",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.trim(), "role.rbac.authorization.k8s.io/reader created");
+    let out = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "get",
+                "role",
+                "reader",
+                "-o",
+                "jsonpath={.rules[0].verbs} {.rules[0].resources}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out, r#"["get","list"] ["pods"]"#);
+    let out = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "create",
+                "rolebinding",
+                "rb",
+                "--role=reader",
+                "--serviceaccount=shop:robot",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        out.trim(),
+        "rolebinding.rbac.authorization.k8s.io/rb created"
+    );
+    let out = k.ok(&["-n", "shop", "get", "rolebinding", "rb", "-o", "jsonpath={.roleRef.kind}/{.roleRef.name} {.subjects[0].kind}:{.subjects[0].namespace}:{.subjects[0].name}"], None).await;
+    assert_eq!(out, "Role/reader ServiceAccount:shop:robot");
+    let out = k.ok(&["create", "namespace", "scratch"], None).await;
+    assert_eq!(out.trim(), "namespace/scratch created");
+
+    let out = k
+        .ok(&["delete", "namespace", "shop", "--timeout=20s"], None)
+        .await;
+    assert_eq!(out.trim(), "namespace \"shop\" deleted");
+    let (ok, _, err) = k.run(&["-n", "shop", "get", "deploy", "web"], None).await;
+    assert!(!ok && err.contains("not found"), "{err}");
+    s.api.shutdown().await;
+}

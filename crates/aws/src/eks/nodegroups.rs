@@ -1,0 +1,437 @@
+//! Managed nodegroups: CreateNodegroup, DescribeNodegroup, ListNodegroups, UpdateNodegroupConfig,
+//! UpdateNodegroupVersion, DeleteNodegroup, and `set_nodegroup_status` for the EKS layer, which turns a
+//! `CREATING` nodegroup into an Auto Scaling group, instances and Nodes.
+
+use serde_json::{Map, Value, json};
+use skiff_aws_model::AwsError;
+use skiff_store::{Precondition, Store};
+
+use super::clusters::{SUPPORTED_VERSIONS, check_role, load_cluster, subnets};
+use super::common::{
+    error, in_use, invalid, key_in, load, not_found, now, page_names, public, req_str, save,
+    str_list, tags_of,
+};
+use super::updates::{new_update, record_update};
+use crate::context::RequestContext;
+use crate::resources;
+
+fn ng_key(account: &str, region: &str, cluster: &str, ng: &str) -> String {
+    key_in(account, region, "nodegroup", &format!("{cluster}/{ng}"))
+}
+
+fn no_nodegroup(name: &str) -> AwsError {
+    not_found(format!("No node group found for name: {name}."))
+}
+
+pub(crate) async fn load_nodegroup(
+    ctx: &RequestContext,
+    cluster: &str,
+    ng: &str,
+) -> Result<(Value, skiff_store::Revision), AwsError> {
+    load(&*ctx.store, &ng_key(&ctx.account_id, &ctx.region, cluster, ng))
+        .await?
+        .ok_or_else(|| no_nodegroup(ng))
+}
+
+/// EKS's scaling rules: min ≥ 0, max ≥ 1, min ≤ desired ≤ max.
+fn check_scaling(s: &Value) -> Result<(), AwsError> {
+    let min = s["minSize"].as_i64().unwrap_or(0);
+    let max = s["maxSize"].as_i64().unwrap_or(1);
+    let desired = s["desiredSize"].as_i64().unwrap_or(min);
+    if min < 0 {
+        return Err(invalid("Minimum capacity must be greater than or equal to 0"));
+    }
+    if max < 1 {
+        return Err(invalid("Maximum capacity must be greater than or equal to 1"));
+    }
+    if min > max {
+        return Err(invalid(format!(
+            "Minimum capacity {min} can't be greater than maximum capacity {max}"
+        )));
+    }
+    if desired > max {
+        return Err(invalid(format!(
+            "Desired capacity {desired} can't be greater than max size {max}"
+        )));
+    }
+    if desired < min {
+        return Err(invalid(format!(
+            "Minimum capacity {min} can't be greater than desired size {desired}"
+        )));
+    }
+    Ok(())
+}
+
+/// Taints: key required (≤ 63), value ≤ 63, effect one of the three, at most 50.
+fn check_taints(taints: &Value) -> Result<(), AwsError> {
+    let Some(list) = taints.as_array() else {
+        return Ok(());
+    };
+    if list.len() > 50 {
+        return Err(invalid("The number of taints must be less than or equal to 50"));
+    }
+    for t in list {
+        let key = t["key"].as_str().unwrap_or_default();
+        if key.is_empty() || key.len() > 63 || t["value"].as_str().is_some_and(|v| v.len() > 63) {
+            return Err(invalid(format!("Taint {t} is invalid")));
+        }
+        if !matches!(
+            t["effect"].as_str(),
+            Some("NO_SCHEDULE" | "NO_EXECUTE" | "PREFER_NO_SCHEDULE")
+        ) {
+            return Err(invalid(format!("Taint effect for key {key} is invalid")));
+        }
+    }
+    Ok(())
+}
+
+/// Labels are Kubernetes labels: key ≤ 63 after an optional prefix, value ≤ 63.
+fn check_labels(labels: &Value) -> Result<(), AwsError> {
+    let Some(map) = labels.as_object() else {
+        return Ok(());
+    };
+    for (k, v) in map {
+        let name = k.rsplit('/').next().unwrap_or(k);
+        if name.is_empty() || name.len() > 63 || v.as_str().is_none_or(|s| s.len() > 63) {
+            return Err(invalid(format!("Label {k} is invalid")));
+        }
+    }
+    Ok(())
+}
+
+#[doc(alias = "CreateNodegroup")]
+pub async fn create_nodegroup(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+    let cluster_name = req_str(&input, "clusterName")?;
+    let name = req_str(&input, "nodegroupName")?;
+    let (cluster, _) = load_cluster(ctx, cluster_name).await?;
+    if cluster["status"] != "ACTIVE" {
+        return Err(error(
+            "InvalidRequestException",
+            format!("Cluster '{cluster_name}' is not in ACTIVE status"),
+        ));
+    }
+    let key = ng_key(&ctx.account_id, &ctx.region, cluster_name, name);
+    if load(&*ctx.store, &key).await?.is_some() {
+        return Err(in_use(format!(
+            "NodeGroup already exists with name {name} and cluster name {cluster_name}"
+        )));
+    }
+    let node_role = req_str(&input, "nodeRole")?;
+    check_role(ctx, node_role).await?;
+    let subnet_ids = str_list(&input["subnets"]);
+    if subnet_ids.is_empty() {
+        return Err(invalid("Subnets are required"));
+    }
+    subnets(ctx, &subnet_ids).await?;
+    let scaling = if input["scalingConfig"].is_object() {
+        let mut s = input["scalingConfig"].clone();
+        let min = s["minSize"].as_i64().unwrap_or(1);
+        s["minSize"] = json!(min);
+        s["maxSize"] = json!(s["maxSize"].as_i64().unwrap_or(min.max(2)));
+        s["desiredSize"] = json!(s["desiredSize"].as_i64().unwrap_or(min));
+        s
+    } else {
+        json!({"minSize": 1, "maxSize": 2, "desiredSize": 2})
+    };
+    check_scaling(&scaling)?;
+    check_taints(&input["taints"])?;
+    check_labels(&input["labels"])?;
+    let launch_template = &input["launchTemplate"];
+    let mut instance_types = str_list(&input["instanceTypes"]);
+    if launch_template.is_object() {
+        if launch_template["id"].is_null() && launch_template["name"].is_null() {
+            return Err(invalid("Either launch template ID or name must be specified"));
+        }
+        if !input["diskSize"].is_null() {
+            return Err(invalid(
+                "Disk size must be specified within the launch template.",
+            ));
+        }
+    } else if instance_types.is_empty() {
+        instance_types = vec!["t3.medium".to_string()];
+    }
+    for t in &instance_types {
+        if crate::ec2::instance_type(t).is_none() {
+            return Err(invalid(format!("Instance type {t} is not valid")));
+        }
+    }
+    let version = input["version"]
+        .as_str()
+        .or(cluster["version"].as_str())
+        .unwrap_or(super::clusters::DEFAULT_VERSION)
+        .to_string();
+    if !SUPPORTED_VERSIONS.contains(&version.as_str()) {
+        return Err(invalid(format!("Requested Nodegroup version {version} is invalid")));
+    }
+    let ami_type = input["amiType"].as_str().unwrap_or("AL2023_x86_64_STANDARD");
+    let now = now();
+    let mut ng = json!({
+        "nodegroupName": name,
+        "nodegroupArn": format!("arn:aws:eks:{}:{}:nodegroup/{cluster_name}/{name}/{}",
+            ctx.region, ctx.account_id, uuid::Uuid::new_v4()),
+        "clusterName": cluster_name,
+        "version": version,
+        "releaseVersion": input["releaseVersion"].as_str().map(str::to_string)
+            .unwrap_or_else(|| format!("{version}.0-20251120")),
+        "createdAt": now,
+        "modifiedAt": now,
+        "status": "CREATING",
+        "capacityType": input["capacityType"].as_str().unwrap_or("ON_DEMAND"),
+        "scalingConfig": scaling,
+        "subnets": subnet_ids,
+        "amiType": ami_type,
+        "nodeRole": node_role,
+        "labels": if input["labels"].is_object() { input["labels"].clone() } else { json!({}) },
+        "resources": {"autoScalingGroups": []},
+        "health": {"issues": []},
+        "updateConfig": if input["updateConfig"].is_object() { input["updateConfig"].clone() } else { json!({"maxUnavailable": 1}) },
+        "tags": tags_of(&input)?,
+    });
+    if !instance_types.is_empty() {
+        ng["instanceTypes"] = json!(instance_types);
+    }
+    if launch_template.is_object() {
+        ng["launchTemplate"] = launch_template.clone();
+    } else {
+        ng["diskSize"] = json!(input["diskSize"].as_i64().unwrap_or(20));
+    }
+    for member in ["taints", "remoteAccess", "nodeRepairConfig"] {
+        if !input[member].is_null() {
+            ng[member] = input[member].clone();
+        }
+    }
+    save(
+        &*ctx.store,
+        &key,
+        &ng,
+        Precondition::MustNotExist,
+        &format!("NodeGroup already exists with name {name} and cluster name {cluster_name}"),
+    )
+    .await?;
+    Ok(json!({ "nodegroup": public(&ng) }))
+}
+
+#[doc(alias = "DescribeNodegroup")]
+pub async fn describe_nodegroup(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+    let cluster = req_str(&input, "clusterName")?;
+    let name = req_str(&input, "nodegroupName")?;
+    load_cluster(ctx, cluster).await?;
+    let (ng, _) = load_nodegroup(ctx, cluster, name).await?;
+    Ok(json!({ "nodegroup": public(&ng) }))
+}
+
+#[doc(alias = "ListNodegroups")]
+pub async fn list_nodegroups(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+    let cluster = req_str(&input, "clusterName")?;
+    load_cluster(ctx, cluster).await?;
+    let prefix = key_in(&ctx.account_id, &ctx.region, "nodegroup", &format!("{cluster}/"));
+    let all: Vec<Value> = resources::list(&*ctx.store, &prefix).await?;
+    let names = all
+        .iter()
+        .filter_map(|n| n["nodegroupName"].as_str().map(str::to_string))
+        .collect();
+    page_names(names, &input, "nodegroups")
+}
+
+/// Scaling, labels and taints change the record now (an `Update` of type `ConfigUpdate`, in progress
+/// until the EKS layer has resized the group and calls `complete_update`).
+#[doc(alias = "UpdateNodegroupConfig")]
+pub async fn update_nodegroup_config(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+    let cluster = req_str(&input, "clusterName")?;
+    let name = req_str(&input, "nodegroupName")?;
+    load_cluster(ctx, cluster).await?;
+    let (mut ng, rev) = load_nodegroup(ctx, cluster, name).await?;
+    if ng["status"] != "ACTIVE" {
+        return Err(in_use(format!(
+            "Nodegroup {name} is not in ACTIVE state, current state: {}",
+            ng["status"].as_str().unwrap_or_default()
+        )));
+    }
+    let mut params = Vec::new();
+    if input["scalingConfig"].is_object() {
+        let mut s = ng["scalingConfig"].clone();
+        for m in ["minSize", "maxSize", "desiredSize"] {
+            if let Some(v) = input["scalingConfig"][m].as_i64() {
+                s[m] = json!(v);
+                let ty = match m {
+                    "minSize" => "MinSize",
+                    "maxSize" => "MaxSize",
+                    _ => "DesiredSize",
+                };
+                params.push(json!({"type": ty, "value": v.to_string()}));
+            }
+        }
+        check_scaling(&s)?;
+        ng["scalingConfig"] = s;
+    }
+    if input["labels"].is_object() {
+        let mut labels: Map<String, Value> = ng["labels"].as_object().cloned().unwrap_or_default();
+        let add = &input["labels"]["addOrUpdateLabels"];
+        check_labels(add)?;
+        if let Some(a) = add.as_object() {
+            labels.extend(a.clone());
+        }
+        for k in str_list(&input["labels"]["removeLabels"]) {
+            labels.remove(&k);
+        }
+        params.push(json!({"type": "LabelsToAdd", "value": add.to_string()}));
+        ng["labels"] = Value::Object(labels);
+    }
+    if input["taints"].is_object() {
+        let add = &input["taints"]["addOrUpdateTaints"];
+        check_taints(add)?;
+        let remove: Vec<Value> = input["taints"]["removeTaints"].as_array().cloned().unwrap_or_default();
+        let mut taints: Vec<Value> = ng["taints"].as_array().cloned().unwrap_or_default();
+        taints.retain(|t| !remove.iter().any(|r| r["key"] == t["key"] && r["effect"] == t["effect"]));
+        for a in add.as_array().into_iter().flatten() {
+            taints.retain(|t| !(t["key"] == a["key"] && t["effect"] == a["effect"]));
+            taints.push(a.clone());
+        }
+        params.push(json!({"type": "TaintsToAdd", "value": add.to_string()}));
+        ng["taints"] = json!(taints);
+    }
+    if input["updateConfig"].is_object() {
+        ng["updateConfig"] = input["updateConfig"].clone();
+        params.push(json!({"type": "MaxUnavailable", "value": input["updateConfig"].to_string()}));
+    }
+    if params.is_empty() {
+        return Err(invalid("No changes needed"));
+    }
+    ng["status"] = json!("UPDATING");
+    ng["modifiedAt"] = json!(now());
+    let update = new_update("ConfigUpdate", "InProgress", params);
+    record_update(ctx, cluster, Some(name), &update, Some((&ng_key(&ctx.account_id, &ctx.region, cluster, name), &ng, rev))).await?;
+    Ok(json!({ "update": update }))
+}
+
+#[doc(alias = "UpdateNodegroupVersion")]
+pub async fn update_nodegroup_version(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+    let cluster_name = req_str(&input, "clusterName")?;
+    let name = req_str(&input, "nodegroupName")?;
+    let (cluster, _) = load_cluster(ctx, cluster_name).await?;
+    let (mut ng, rev) = load_nodegroup(ctx, cluster_name, name).await?;
+    if ng["status"] != "ACTIVE" {
+        return Err(in_use(format!(
+            "Nodegroup {name} is not in ACTIVE state, current state: {}",
+            ng["status"].as_str().unwrap_or_default()
+        )));
+    }
+    let version = input["version"]
+        .as_str()
+        .or(cluster["version"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    if version.as_str() > cluster["version"].as_str().unwrap_or_default() {
+        return Err(invalid(format!(
+            "Requested Nodegroup version {version} is not compatible with cluster version {}",
+            cluster["version"].as_str().unwrap_or_default()
+        )));
+    }
+    let mut params = vec![json!({"type": "Version", "value": version})];
+    let release = input["releaseVersion"].as_str().map(str::to_string)
+        .unwrap_or_else(|| format!("{version}.0-20251120"));
+    params.push(json!({"type": "ReleaseVersion", "value": release}));
+    ng["status"] = json!("UPDATING");
+    ng["_targetVersion"] = json!(version);
+    ng["_targetReleaseVersion"] = json!(release);
+    ng["modifiedAt"] = json!(now());
+    let update = new_update("VersionUpdate", "InProgress", params);
+    record_update(ctx, cluster_name, Some(name), &update, Some((&ng_key(&ctx.account_id, &ctx.region, cluster_name, name), &ng, rev))).await?;
+    Ok(json!({ "update": update }))
+}
+
+/// Removes the record and answers `DELETING`; the EKS layer sees the delete and drains the group.
+#[doc(alias = "DeleteNodegroup")]
+pub async fn delete_nodegroup(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+    let cluster = req_str(&input, "clusterName")?;
+    let name = req_str(&input, "nodegroupName")?;
+    load_cluster(ctx, cluster).await?;
+    let (mut ng, rev) = load_nodegroup(ctx, cluster, name).await?;
+    resources::commit(
+        &*ctx.store,
+        vec![skiff_store::Op::Delete {
+            key: ng_key(&ctx.account_id, &ctx.region, cluster, name),
+            precondition: Precondition::ModRevision(rev),
+        }],
+    )
+    .await
+    .map_err(|e| e.unwrap_or_else(|| in_use("The nodegroup was modified concurrently; retry")))?;
+    ng["status"] = json!("DELETING");
+    Ok(json!({ "nodegroup": public(&ng) }))
+}
+
+// ---- domain functions for the EKS layer --------------------------------------------------------
+
+/// Every nodegroup record of a cluster (public members), in name order.
+pub async fn list_nodegroup_records(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    cluster: &str,
+) -> Result<Vec<Value>, AwsError> {
+    let prefix = key_in(account, region, "nodegroup", &format!("{cluster}/"));
+    let all: Vec<Value> = resources::list(store, &prefix).await?;
+    Ok(all.iter().map(public).collect())
+}
+
+/// Record a nodegroup's status (`ACTIVE`, `CREATE_FAILED`, `DEGRADED` …) and the Auto Scaling groups
+/// that back it (`resources.autoScalingGroups[].name`). An `UPDATING` nodegroup moved to `ACTIVE` takes
+/// its requested version.
+pub async fn set_nodegroup_status(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    cluster: &str,
+    nodegroup: &str,
+    status: &str,
+    auto_scaling_groups: &[String],
+) -> Result<(), AwsError> {
+    let key = ng_key(account, region, cluster, nodegroup);
+    for _ in 0..5 {
+        let (mut ng, rev) = load(store, &key).await?.ok_or_else(|| no_nodegroup(nodegroup))?;
+        if status == "ACTIVE" && ng["status"] == "UPDATING" {
+            if let Some(v) = ng.get("_targetVersion").cloned() {
+                ng["version"] = v;
+                ng["releaseVersion"] = ng["_targetReleaseVersion"].clone();
+            }
+            if let Some(o) = ng.as_object_mut() {
+                o.remove("_targetVersion");
+                o.remove("_targetReleaseVersion");
+            }
+        }
+        ng["status"] = json!(status);
+        ng["modifiedAt"] = json!(now());
+        if !auto_scaling_groups.is_empty() {
+            ng["resources"]["autoScalingGroups"] =
+                json!(auto_scaling_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>());
+        }
+        match resources::commit(store, vec![resources::put_op(&key, &ng, Precondition::ModRevision(rev))]).await {
+            Ok(_) => return Ok(()),
+            Err(Some(e)) => return Err(e),
+            Err(None) => continue,
+        }
+    }
+    Err(in_use("The nodegroup was modified concurrently; retry"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_rules_match_eks() {
+        assert!(check_scaling(&json!({"minSize": 1, "maxSize": 3, "desiredSize": 2})).is_ok());
+        let e = check_scaling(&json!({"minSize": 1, "maxSize": 3, "desiredSize": 5})).unwrap_err();
+        assert_eq!(e.code, "InvalidParameterException");
+        assert!(e.message.contains("Desired capacity 5"));
+        assert!(check_scaling(&json!({"minSize": 4, "maxSize": 3, "desiredSize": 3})).is_err());
+        assert!(check_scaling(&json!({"minSize": 0, "maxSize": 0, "desiredSize": 0})).is_err());
+    }
+
+    #[test]
+    fn taint_effects_are_checked() {
+        assert!(check_taints(&json!([{"key": "a", "value": "b", "effect": "NO_SCHEDULE"}])).is_ok());
+        assert!(check_taints(&json!([{"key": "a", "effect": "NoSchedule"}])).is_err());
+        assert!(check_taints(&json!([{"effect": "NO_EXECUTE"}])).is_err());
+    }
+}
