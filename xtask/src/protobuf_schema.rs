@@ -11,7 +11,19 @@
 //!   each package, and non-`Option` fields mark the properties Go always serialises;
 //! - optionally, the Go API types (`--go-src k8s.io.api=/work/.mirror/kubernetes+api/repo`, a git dir):
 //!   their struct tags say which scalar fields Go emits even when zero (pointers, no `omitempty`), which
-//!   decides whether a zero on the wire is kept (`replicas: 0`) or dropped (`generation: 0`).
+//!   decides whether a zero on the wire is kept (`replicas: 0`) or dropped (`generation: 0`), which
+//!   nil fields Go writes as `null`, and which fields are `json:",inline"` embeddings (empty name).
+//!
+//! The committed table was generated from git mirrors of kubernetes/api, kubernetes/apimachinery and
+//! kubernetes/apiextensions-apiserver (revisions recorded in the file's `source`):
+//!
+//! ```text
+//! cargo xtask protobuf-schema --go-src k8s.io.api=<api git dir> \
+//!     --go-src k8s.io.apimachinery=<apimachinery git dir> \
+//!     --go-src k8s.io.apiextensions_apiserver=<apiextensions-apiserver git dir>
+//! ```
+//!
+//! Names are resolved here, at generation time; the runtime reads only the table.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -56,8 +68,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let messages = read_k8s_pb(&pb_root)?;
     let (openapi, groups) = read_k8s_openapi(&openapi_root)?;
     let mut go = HashMap::new();
+    let mut go_revisions = Vec::new();
     for (pkg, dir) in &go_sources {
-        read_go_types(pkg, dir, &mut go)?;
+        let rev = read_go_types(pkg, dir, &mut go)?;
+        go_revisions.push(format!("{pkg}@{rev}"));
     }
 
     // Global fallback for names of types k8s-openapi lacks (alpha/beta versions): normalised → JSON name,
@@ -145,8 +159,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
 
     let doc = json!({
-        "source": format!("{K8S_PB} (tags, types), {K8S_OPENAPI} (JSON names), Go struct tags: {}",
-            go_sources.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ")),
+        "source": format!(
+            "{K8S_PB} (tags, types), {K8S_OPENAPI} (JSON names), Go struct tags: {}",
+            go_revisions.join(", ")
+        ),
         "messages": out_messages,
         "kinds": kinds,
     });
@@ -476,7 +492,7 @@ fn read_go_types(
     prefix: &str,
     git_dir: &Path,
     out: &mut HashMap<(String, String, u32), GoField>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let git = |args: &[&str]| -> anyhow::Result<String> {
         let o = Command::new("git")
             .arg("--git-dir")
@@ -492,6 +508,7 @@ fn read_go_types(
         }
         Ok(String::from_utf8_lossy(&o.stdout).into_owned())
     };
+    let revision = git(&["rev-parse", "HEAD"])?.trim().to_string();
     let listing = git(&["ls-tree", "-r", "--name-only", "HEAD"])?;
     for path in listing.lines() {
         // `types.go`, `types_jsonschema.go`, …: where API structs and their tags live.
@@ -543,7 +560,7 @@ fn read_go_types(
             );
         }
     }
-    Ok(())
+    Ok(revision)
 }
 
 fn tag_value(tags: &str, key: &str) -> Option<String> {

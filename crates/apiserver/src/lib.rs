@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod auth_apis;
+pub mod client;
 pub mod authn;
 pub mod authz;
 pub mod http;

@@ -48,6 +48,20 @@ fn kubeconfig(dir: &Path, addr: SocketAddr, pki: &ClusterPki) -> PathBuf {
     path
 }
 
+/// A kubeconfig whose only credential is `token`. With the admin kubeconfig, `kubectl --token`
+/// would still present the admin client certificate, and x509 authenticates first (as upstream).
+fn token_kubeconfig(dir: &Path, addr: SocketAddr, pki: &ClusterPki, token: &str) -> PathBuf {
+    let cfg = json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "skiff", "cluster": {"server": format!("https://{addr}"), "certificate-authority-data": b64(&pki.ca_cert_pem)}}],
+        "users": [{"name": "reader", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "skiff", "user": "reader", "namespace": "default"}}],
+    });
+    let path = dir.join("kubeconfig-token");
+    std::fs::write(&path, serde_json::to_string(&cfg).unwrap()).unwrap();
+    path
+}
+
 /// Runs kubectl; returns (exit success, stdout, stderr).
 async fn kubectl(kc: &Path, args: &[&str]) -> (bool, String, String) {
     let out = tokio::process::Command::new("kubectl")
@@ -62,88 +76,6 @@ async fn kubectl(kc: &Path, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
         String::from_utf8_lossy(&out.stderr).trim().to_string(),
     )
-}
-
-/// The admin's credentials as files, for curl.
-struct ClientFiles {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl ClientFiles {
-    fn write(dir: &Path, ca: &str, cert: &str, key: &str) -> Self {
-        let f = |n: &str, body: &str| {
-            let p = dir.join(n);
-            std::fs::write(&p, body).unwrap();
-            p
-        };
-        Self {
-            ca: f("ca.crt", ca),
-            cert: f("admin.crt", cert),
-            key: f("admin.key", key),
-        }
-    }
-
-    /// POSTs JSON with the client certificate, verifying the server against the cluster CA.
-    async fn post(&self, url: &str, body: &Value) -> (u16, Value) {
-        let out = tokio::process::Command::new("curl")
-            .args([
-                "-s",
-                "-w",
-                "\n%{http_code}",
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "--cacert",
-            ])
-            .arg(&self.ca)
-            .arg("--cert")
-            .arg(&self.cert)
-            .arg("--key")
-            .arg(&self.key)
-            .arg("-d")
-            .arg(body.to_string())
-            .arg(url)
-            .output()
-            .await
-            .unwrap();
-        split_status(&out.stdout)
-    }
-}
-
-fn split_status(stdout: &[u8]) -> (u16, Value) {
-    let text = String::from_utf8_lossy(stdout);
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
-
-/// POSTs JSON with a bearer token (`curl -k`).
-async fn bearer_post(url: &str, token: &str, body: &Value) -> (u16, Value) {
-    let out = tokio::process::Command::new("curl")
-        .args([
-            "-k",
-            "-s",
-            "-w",
-            "\n%{http_code}",
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-H",
-        ])
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg("-d")
-        .arg(body.to_string())
-        .arg(url)
-        .output()
-        .await
-        .unwrap();
-    split_status(&out.stdout)
 }
 
 /// `curl -k` with a bearer token; returns the HTTP status.
@@ -191,29 +123,10 @@ async fn kubectl_and_curl_through_the_auth_stack() {
     std::fs::create_dir_all(&dir).unwrap();
     let kc = kubeconfig(&dir, addr, &pki);
 
-    // The admin client certificate as files, for curl.
-    let (cert, key) = pki.issue_admin_cert().unwrap();
-    let tls_files = ClientFiles::write(&dir, &pki.ca_cert_pem, &cert, &key);
-    let base = format!("https://{addr}");
-
-    // whoami: the client certificate's CN and O. kubectl POSTs protobuf here; until the HTTP layer
-    // decodes it (auth_apis::protobuf), fall back to the same request in JSON over the same TLS.
+    // whoami: the client certificate's CN and O (kubectl POSTs a protobuf SelfSubjectReview).
     let (ok, out, err) = kubectl(&kc, &["auth", "whoami", "-o", "json"]).await;
-    let kubectl_protobuf = ok;
-    let who: Value = if ok {
-        serde_json::from_str(&out).unwrap()
-    } else {
-        assert!(err.contains("UnsupportedMediaType"), "whoami failed: {err}");
-        eprintln!("note: the server refuses protobuf bodies; checking the review APIs with JSON");
-        let (code, v) = tls_files
-            .post(
-                &format!("{base}/apis/authentication.k8s.io/v1/selfsubjectreviews"),
-                &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
-            )
-            .await;
-        assert_eq!(code, 201, "{v}");
-        v
-    };
+    assert!(ok, "whoami failed: {err}");
+    let who: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(who["status"]["userInfo"]["username"], "kubernetes-admin");
     assert!(
         who["status"]["userInfo"]["groups"]
@@ -223,24 +136,8 @@ async fn kubectl_and_curl_through_the_auth_stack() {
     );
 
     // can-i as the admin.
-    let ssar = |verb: &str, resource: &str, group: &str| {
-        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-               "spec": {"resourceAttributes": {"namespace": "default", "verb": verb, "resource": resource, "group": group}}})
-    };
-    let ssar_url = format!("{base}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews");
-    if kubectl_protobuf {
-        let (ok, out, err) = kubectl(&kc, &["auth", "can-i", "create", "deployments"]).await;
-        assert!(ok && out == "yes", "can-i: {out} {err}");
-    } else {
-        let (code, v) = tls_files
-            .post(&ssar_url, &ssar("create", "deployments", "apps"))
-            .await;
-        assert_eq!(
-            (code, v["status"]["allowed"].clone()),
-            (201, json!(true)),
-            "{v}"
-        );
-    }
+    let (ok, out, err) = kubectl(&kc, &["auth", "can-i", "create", "deployments"]).await;
+    assert!(ok && out == "yes", "can-i: {out} {err}");
 
     // A ServiceAccount (kubectl create -f sends JSON) and a token for it.
     let sa_file = dir.join("sa.json");
@@ -256,41 +153,34 @@ async fn kubectl_and_curl_through_the_auth_stack() {
     )
     .await;
     assert!(ok, "create sa: {err}");
-    let token = if kubectl_protobuf {
-        let (ok, token, err) =
-            kubectl(&kc, &["create", "token", "reader", "--duration", "20m"]).await;
-        assert!(ok, "create token: {err}");
-        token
-    } else {
-        let (code, v) = tls_files
-            .post(&format!("{base}/api/v1/namespaces/default/serviceaccounts/reader/token"), &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 1200}}))
-            .await;
-        assert_eq!(code, 201, "{v}");
-        v["status"]["token"].as_str().unwrap().to_string()
-    };
+    let (ok, token, err) = kubectl(&kc, &["create", "token", "reader", "--duration", "20m"]).await;
+    assert!(ok, "create token: {err}");
     let claims = signer.verify_signature(&token).unwrap().unwrap();
     assert_eq!(claims["sub"], "system:serviceaccount:default:reader");
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         1200
     );
-    let sa_can_list_pods = async |token: &str| -> bool {
-        if kubectl_protobuf {
-            let (ok, out, _) =
-                kubectl(&kc, &["--token", token, "auth", "can-i", "list", "pods"]).await;
-            assert_eq!(ok, out == "yes");
-            ok
-        } else {
-            let (code, v) = bearer_post(&ssar_url, token, &ssar("list", "pods", "")).await;
-            assert_eq!(code, 201, "{v}");
-            v["status"]["allowed"] == json!(true)
-        }
+    let sa_kc = token_kubeconfig(&dir, addr, &pki, &token);
+    let sa_can_list_pods = async || -> bool {
+        let (ok, out, err) = kubectl(&sa_kc, &["auth", "can-i", "list", "pods"]).await;
+        // can-i exits 1 on "no"; anything else (an error) prints neither answer.
+        assert!(out == "yes" || out == "no", "can-i as the token: {out} {err}");
+        assert_eq!(ok, out == "yes");
+        ok
     };
+    let (ok, out, err) = kubectl(&sa_kc, &["auth", "whoami", "-o", "json"]).await;
+    assert!(ok, "whoami as the token: {err}");
+    let who: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        who["status"]["userInfo"]["username"],
+        "system:serviceaccount:default:reader"
+    );
 
     // The token is refused listing pods...
     let pods_url = format!("https://{addr}/api/v1/namespaces/default/pods");
     assert_eq!(curl_status(&pods_url, &token).await, 403);
-    assert!(!sa_can_list_pods(&token).await);
+    assert!(!sa_can_list_pods().await);
     assert_eq!(curl_status(&pods_url, "not-a-token").await, 401);
 
     // ...until a Role and RoleBinding grant it.
@@ -337,7 +227,7 @@ async fn kubectl_and_curl_through_the_auth_stack() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status, 200);
-    assert!(sa_can_list_pods(&token).await);
+    assert!(sa_can_list_pods().await);
     // Still nothing in another namespace.
     assert_eq!(
         curl_status(
@@ -349,32 +239,13 @@ async fn kubectl_and_curl_through_the_auth_stack() {
     );
 
     // can-i --list shows the granted rule.
-    if kubectl_protobuf {
-        let (ok, out, err) = kubectl(&kc, &["--token", &token, "auth", "can-i", "--list"]).await;
-        assert!(ok, "can-i --list: {err}");
-        assert!(
-            out.lines()
-                .any(|l| l.starts_with("pods ") && l.contains("[get list watch]")),
-            "{out}"
-        );
-    } else {
-        let (code, v) = bearer_post(
-            &format!("{base}/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"),
-            &token,
-            &json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview", "spec": {"namespace": "default"}}),
-        )
-        .await;
-        assert_eq!(code, 201, "{v}");
-        assert!(
-            v["status"]["resourceRules"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|r| r["resources"] == json!(["pods"])
-                    && r["verbs"] == json!(["get", "list", "watch"])),
-            "{v}"
-        );
-    }
+    let (ok, out, err) = kubectl(&sa_kc, &["auth", "can-i", "--list"]).await;
+    assert!(ok, "can-i --list: {err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("pods ") && l.contains("[get list watch]")),
+        "{out}"
+    );
 
     // Deleting the ServiceAccount kills its tokens.
     let (ok, _, err) = kubectl(&kc, &["delete", "serviceaccount", "reader"]).await;

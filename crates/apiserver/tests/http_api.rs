@@ -702,6 +702,47 @@ async fn server_side_apply_creates_then_updates_with_manager() {
         .await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text);
     assert_eq!(r.body["data"]["b"], "2");
+    assert!(
+        r.body["data"].get("a").is_none(),
+        "a field the manager stopped applying is pruned: {}",
+        r.text
+    );
+    // Another manager changing tester's field: 409 with a FieldManagerConflict cause; force wins.
+    let theirs = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  b: \"3\"\n";
+    let other = "/api/v1/namespaces/default/configmaps/ssa?fieldManager=other";
+    let r = s
+        .req(
+            "PATCH",
+            other,
+            Some("application/apply-patch+yaml"),
+            Some(Bytes::from(theirs)),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 409, "{}", r.text);
+    assert_eq!(r.body["reason"], "Conflict");
+    assert_eq!(
+        r.body["details"]["causes"][0],
+        json!({"reason": "FieldManagerConflict", "message": "conflict with \"tester\"", "field": ".data.b"})
+    );
+    let r = s
+        .req(
+            "PATCH",
+            &format!("{other}&force=true"),
+            Some("application/apply-patch+yaml"),
+            Some(Bytes::from(theirs)),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    assert_eq!(r.body["data"]["b"], "3");
+    let managers: Vec<&str> = r.body["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["manager"].as_str())
+        .collect();
+    assert_eq!(managers, ["other"], "tester lost its only field");
     let r = s
         .req(
             "PATCH",

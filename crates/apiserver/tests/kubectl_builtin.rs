@@ -352,3 +352,148 @@ async fn kubectl_with_builtin_kinds_and_openapi() {
     assert!(!ok && err.contains("not found"), "{err}");
     s.api.shutdown().await;
 }
+
+fn config_map(data: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\n  namespace: default\ndata:\n{data}")
+}
+
+/// Server-side apply field ownership as kubectl shows it: a second manager changing `.data.x`
+/// conflicts, `--force-conflicts` takes the field, fields a manager stops applying are pruned, and
+/// a non-apply patch makes its manager an owner (`Update`) that appliers then conflict with.
+#[tokio::test]
+async fn kubectl_server_side_apply_conflicts_and_force() {
+    let cfg = skiff_apiserver::server::ClusterApiConfig::new("ssa", "127.0.0.1:0".parse().unwrap());
+    let s = server_with(cfg).await;
+    let k = Kubectl::new(&s.base);
+    let ssa = |manager: &'static str, force: bool| {
+        let mut a = vec!["apply", "--server-side", "--field-manager", manager, "-f", "-"];
+        if force {
+            a.push("--force-conflicts");
+        }
+        a
+    };
+
+    let out = k
+        .ok(&ssa("alice", false), Some(&config_map("  x: \"1\"\n  w: \"1\"\n")))
+        .await;
+    assert_eq!(out.trim(), "configmap/owned serverside-applied");
+
+    let (ok, out, err) = k
+        .run(&ssa("bob", false), Some(&config_map("  x: \"2\"\n")))
+        .await;
+    assert!(!ok, "conflicting apply succeeded: {out}");
+    assert!(
+        err.contains("Apply failed with 1 conflict: conflict with \"alice\": .data.x"),
+        "{err}"
+    );
+    let got = k
+        .ok(&["get", "cm", "owned", "-o", "jsonpath={.data.x}"], None)
+        .await;
+    assert_eq!(got, "1", "a refused apply changed nothing");
+
+    k.ok(&ssa("bob", true), Some(&config_map("  x: \"2\"\n")))
+        .await;
+    let managers = k
+        .ok(
+            &[
+                "get",
+                "cm",
+                "owned",
+                "-o",
+                "jsonpath={.data.x} {range .metadata.managedFields[*]}{.manager}={.fieldsV1.f:data} {end}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        managers.trim(),
+        "2 alice={\"f:w\":{}} bob={\"f:x\":{}}",
+        "bob took .data.x from alice"
+    );
+
+    // bob stops applying x: it is his alone, so it goes; alice's w stays.
+    k.ok(&ssa("bob", false), Some(&config_map("  z: \"1\"\n")))
+        .await;
+    let data = k
+        .ok(&["get", "cm", "owned", "-o", "jsonpath={.data}"], None)
+        .await;
+    assert_eq!(data, "{\"w\":\"1\",\"z\":\"1\"}");
+
+    // A merge patch makes carol the `Update` owner of z; bob's apply of z now conflicts with her.
+    k.ok(
+        &[
+            "patch",
+            "cm",
+            "owned",
+            "--type",
+            "merge",
+            "--field-manager",
+            "carol",
+            "-p",
+            "{\"data\":{\"z\":\"9\"}}",
+        ],
+        None,
+    )
+    .await;
+    let (ok, _, err) = k
+        .run(&ssa("bob", false), Some(&config_map("  z: \"1\"\n")))
+        .await;
+    assert!(!ok);
+    assert!(
+        err.contains("conflict with \"carol\" using v1: .data.z"),
+        "{err}"
+    );
+}
+
+/// kubectl's typed `create` generators POST protobuf; kinds well beyond ConfigMaps and Secrets
+/// arrive as the JSON objects kubectl would have sent, and a body that is not protobuf is a 400.
+#[tokio::test]
+async fn kubectl_create_generators_send_protobuf() {
+    let cfg = skiff_apiserver::server::ClusterApiConfig::new("pb", "127.0.0.1:0".parse().unwrap());
+    let s = server_with(cfg).await;
+    let k = Kubectl::new(&s.base);
+    k.ok(&["create", "priorityclass", "high", "--value=1000"], None)
+        .await;
+    k.ok(
+        &["create", "service", "clusterip", "web", "--tcp=80:8080"],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "create",
+            "cronjob",
+            "tick",
+            "--image=busybox",
+            "--schedule=*/5 * * * *",
+        ],
+        None,
+    )
+    .await;
+    let out = k
+        .ok(
+            &[
+                "get",
+                "priorityclass/high",
+                "service/web",
+                "cronjob/tick",
+                "-o",
+                "jsonpath={.items[0].value} {.items[1].spec.ports[0].targetPort} {.items[2].spec.schedule}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out, "1000 8080 */5 * * * *");
+
+    let r = s
+        .req(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some("application/vnd.kubernetes.protobuf"),
+            Some(bytes::Bytes::from_static(b"{\"kind\": \"ConfigMap\"}")),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", r.text);
+    assert_eq!(r.body["reason"], "BadRequest");
+}

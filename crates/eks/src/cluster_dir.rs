@@ -19,6 +19,33 @@ pub struct ClusterRecord {
     pub port: u16,
     pub kubernetes_version: String,
     pub created_at: String,
+    /// Set when the control plane serves an EKS cluster record (None for the bare `demo` plane).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eks: Option<EksBinding>,
+}
+
+/// Which EKS cluster record a control plane serves, and the ServiceAccount issuer it signs with.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EksBinding {
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    /// `identity.oidc.issuer` of the record: the `iss` of the cluster's ServiceAccount tokens.
+    pub issuer: String,
+}
+
+impl EksBinding {
+    /// The control plane's (and data dir folder's) name: the bare cluster name in the default
+    /// account and region (so `skiff kubeconfig prod` works), else `<region>.<account>.<name>`
+    /// (EKS names have no dots, so the two forms never collide).
+    pub fn plane_name(&self) -> String {
+        if self.account == skiff_aws::credentials::DEFAULT_ACCOUNT_ID && self.region == "us-east-1" {
+            self.name.clone()
+        } else {
+            format!("{}.{}.{}", self.region, self.account, self.name)
+        }
+    }
 }
 
 pub fn clusters_root(data_dir: &Path) -> PathBuf {
@@ -107,6 +134,7 @@ mod tests {
                 port: 6443,
                 kubernetes_version: "1.33".into(),
                 created_at: "2026-01-01T00:00:00Z".into(),
+                eks: None,
             };
             write_record(dir.path(), &rec).unwrap();
         }
@@ -118,5 +146,18 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         assert_eq!(read_record(dir.path(), "a").unwrap().unwrap().id, "id-a");
         assert!(read_record(dir.path(), "zz").unwrap().is_none());
+    }
+
+    #[test]
+    fn plane_names_are_bare_only_in_the_default_account_and_region() {
+        let mut b = EksBinding {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            name: "prod".into(),
+            issuer: String::new(),
+        };
+        assert_eq!(b.plane_name(), "prod");
+        b.region = "eu-west-1".into();
+        assert_eq!(b.plane_name(), "eu-west-1.000000000000.prod");
     }
 }

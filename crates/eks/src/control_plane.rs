@@ -16,7 +16,13 @@ use skiff_apiserver::server::{ClusterApiConfig, RunningApi, TlsConfig};
 use skiff_store::Store;
 use tokio::sync::Mutex;
 
-use crate::cluster_dir::{self, ClusterRecord};
+use skiff_apiserver::authn::Authenticator;
+use skiff_apiserver::authn::token_hook::PrefixedTokenAuthenticator;
+use skiff_apiserver::authz::Authorizer;
+use skiff_store::{ListOptions, Op, Precondition};
+
+use crate::cluster_dir::{self, ClusterRecord, EksBinding};
+use crate::eks_token::{self, EksTokenAuthenticator, NamespacedAccessAuthorizer};
 
 /// The Kubernetes version new clusters report (EKS's default track).
 pub const DEFAULT_KUBERNETES_VERSION: &str = "1.33";
@@ -33,10 +39,18 @@ pub enum ControlPlaneError {
     Start(String),
     #[error("no free port in {0}..{1}")]
     NoFreePort(u16, u16),
+    #[error("cluster store objects: {0}")]
+    Store(#[from] skiff_store::StoreError),
+    #[error("publishing the OIDC issuer keys: {0}")]
+    Oidc(String),
 }
+
+/// Objects removed per transaction when a deleted cluster's objects are purged (bounded txns).
+const PURGE_BATCH: usize = 500;
 
 struct RunningCluster {
     record: ClusterRecord,
+    ca_pem: String,
     api: RunningApi,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -78,21 +92,109 @@ impl ControlPlanes {
         let record = match cluster_dir::read_record(&self.data_dir, name)? {
             Some(r) => r,
             None => {
-                let record = ClusterRecord {
-                    name: name.to_string(),
-                    id: uuid::Uuid::new_v4().simple().to_string(),
-                    port: 0,
-                    kubernetes_version: DEFAULT_KUBERNETES_VERSION.to_string(),
-                    created_at: jiff::Timestamp::now().to_string(),
-                };
-                let pki = ClusterPki::generate(name)
-                    .map_err(|e| ControlPlaneError::Pki(e.to_string()))?;
-                pki.to_files(&cluster_dir::pki_dir(&self.data_dir, name))
-                    .map_err(|e| ControlPlaneError::Pki(e.to_string()))?;
-                record
+                self.create_files(name, DEFAULT_KUBERNETES_VERSION, None)
+                    .await?
             }
         };
         self.start(record).await
+    }
+
+    /// The control plane of an EKS cluster record, created if needed (new id, PKI, port) and running.
+    /// A plane left on disk by an earlier run is reused, so a restart keeps the port, CA and objects.
+    pub async fn ensure_eks(
+        &self,
+        binding: &EksBinding,
+        kubernetes_version: &str,
+    ) -> Result<ClusterRecord, ControlPlaneError> {
+        let name = binding.plane_name();
+        if let Some(running) = self.running.lock().await.get(&name) {
+            return Ok(running.record.clone());
+        }
+        let record = match cluster_dir::read_record(&self.data_dir, &name)? {
+            Some(mut r) => {
+                r.eks = Some(binding.clone());
+                r
+            }
+            None => {
+                self.create_files(&name, kubernetes_version, Some(binding.clone()))
+                    .await?
+            }
+        };
+        self.start(record).await
+    }
+
+    /// A new cluster's identity and PKI. Key generation is CPU work: off the async threads.
+    async fn create_files(
+        &self,
+        name: &str,
+        kubernetes_version: &str,
+        eks: Option<EksBinding>,
+    ) -> Result<ClusterRecord, ControlPlaneError> {
+        let record = ClusterRecord {
+            name: name.to_string(),
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            port: 0,
+            kubernetes_version: kubernetes_version.to_string(),
+            created_at: jiff::Timestamp::now().to_string(),
+            eks,
+        };
+        let dir = cluster_dir::pki_dir(&self.data_dir, name);
+        let owned = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            let pki =
+                ClusterPki::generate(&owned).map_err(|e| ControlPlaneError::Pki(e.to_string()))?;
+            pki.to_files(&dir)
+                .map_err(|e| ControlPlaneError::Pki(e.to_string()))
+        })
+        .await
+        .map_err(|e| ControlPlaneError::Start(e.to_string()))??;
+        Ok(record)
+    }
+
+    /// The PEM CA of a running cluster (what `certificateAuthority.data` carries, base64-encoded).
+    pub async fn ca_pem(&self, name: &str) -> Option<String> {
+        self.running
+            .lock()
+            .await
+            .get(name)
+            .map(|c| c.ca_pem.clone())
+    }
+
+    /// Every control plane recorded in the data dir that serves an EKS record, running or not.
+    pub fn eks_records(&self) -> Result<Vec<ClusterRecord>, ControlPlaneError> {
+        Ok(cluster_dir::list_records(&self.data_dir)?
+            .into_iter()
+            .filter(|r| r.eks.is_some())
+            .collect())
+    }
+
+    /// Delete a cluster for good: stop its API, purge its objects from the store (in bounded
+    /// batches), withdraw its OIDC issuer keys and remove its files. Absent clusters are a no-op.
+    pub async fn remove(&self, name: &str) -> Result<(), ControlPlaneError> {
+        let stopped = self.running.lock().await.remove(name);
+        let record = match stopped {
+            Some(cluster) => {
+                for t in &cluster.background {
+                    t.abort();
+                }
+                cluster.api.shutdown().await;
+                Some(cluster.record)
+            }
+            None => cluster_dir::read_record(&self.data_dir, name)?,
+        };
+        let Some(record) = record else {
+            return Ok(());
+        };
+        purge_prefix(&*self.store, &format!("/k8s/{}/", record.id)).await?;
+        if let Some(eks) = &record.eks {
+            skiff_aws::sts::remove_oidc_issuer_keys(&*self.store, &eks.issuer)
+                .await
+                .map_err(|e| ControlPlaneError::Oidc(e.message.clone()))?;
+        }
+        match std::fs::remove_dir_all(cluster_dir::cluster_dir(&self.data_dir, name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Every cluster that should be running at start-up is: `/_skiff/health` may answer 200.
@@ -156,10 +258,28 @@ impl ControlPlanes {
         let id = record.id.clone();
         // Authentication (client certificates, ServiceAccount and bootstrap tokens), RBAC with the
         // default policy, the review APIs and TokenRequest: one stack per cluster.
-        let issuer = format!("https://127.0.0.1:{}", record.port);
-        let auth = AuthStack::build(store.clone(), &id, &pki, &issuer, Vec::new())
+        // EKS clusters sign ServiceAccount tokens as their OIDC issuer (IRSA), and accept
+        // `aws eks get-token` tokens mapped through access entries and aws-auth.
+        let (issuer, extra_tokens) = match &record.eks {
+            Some(eks) if !eks.issuer.is_empty() => {
+                eks_token::ensure_access_policy_bindings(&*store, &id).await?;
+                let hook = Arc::new(EksTokenAuthenticator::new(store.clone(), eks.clone(), &id));
+                let prefixed: Arc<dyn Authenticator> = Arc::new(PrefixedTokenAuthenticator::new(
+                    eks_token::TOKEN_PREFIX,
+                    hook,
+                ));
+                (eks.issuer.clone(), vec![prefixed])
+            }
+            _ => (format!("https://127.0.0.1:{}", record.port), Vec::new()),
+        };
+        let auth = AuthStack::build(store.clone(), &id, &pki, &issuer, extra_tokens)
             .await
             .map_err(|e| ControlPlaneError::Start(e.to_string()))?;
+        if record.eks.as_ref().is_some_and(|e| !e.issuer.is_empty()) {
+            skiff_aws::sts::register_oidc_issuer_keys(&*store, &issuer, auth.signer.jwks())
+                .await
+                .map_err(|e| ControlPlaneError::Oidc(e.message.clone()))?;
+        }
 
         let mut cfg =
             ClusterApiConfig::new(id.clone(), SocketAddr::from(([127, 0, 0, 1], record.port)));
@@ -171,6 +291,11 @@ impl ControlPlanes {
         });
         cfg.authenticators = auth.authenticators;
         cfg.authorizers = auth.authorizers;
+        if record.eks.is_some() {
+            let scoped: Arc<dyn Authorizer> =
+                Arc::new(NamespacedAccessAuthorizer::new(auth.rbac.clone()));
+            cfg.authorizers.push(scoped);
+        }
         cfg.create_only = auth.create_only;
         cfg.subresources = auth.subresources;
 
@@ -190,11 +315,39 @@ impl ControlPlanes {
             record.name.clone(),
             RunningCluster {
                 record: record.clone(),
+                ca_pem: pki.ca_cert_pem.clone(),
                 api,
                 background,
             },
         );
         Ok(record)
+    }
+}
+
+/// Delete every key under `prefix`, `PURGE_BATCH` per transaction.
+async fn purge_prefix(store: &dyn skiff_store::Store, prefix: &str) -> Result<(), ControlPlaneError> {
+    loop {
+        let page = store
+            .list(
+                prefix,
+                ListOptions {
+                    limit: PURGE_BATCH,
+                    ..ListOptions::default()
+                },
+            )
+            .await?;
+        if page.items.is_empty() {
+            return Ok(());
+        }
+        let ops = page
+            .items
+            .into_iter()
+            .map(|kv| Op::Delete {
+                key: kv.key,
+                precondition: Precondition::None,
+            })
+            .collect();
+        store.txn(ops).await?;
     }
 }
 

@@ -14,11 +14,13 @@
 //! - [`quantity`]: `100m`, `1Gi` arithmetic for requests and capacity.
 //! - [`patch`]: PATCH bodies by content type; [`patch_meta`] holds the list-merge facts (data).
 //! - [`apply`]: server-side apply, conflicts, `managedFields` for every write.
+//! - [`protobuf`]: `application/vnd.kubernetes.protobuf` request bodies (kubectl 1.32+ sends them) to JSON.
 //! - [`client`]: the `ApiClient` trait controllers, scheduler and node agents write through.
 pub mod apply;
 pub mod client;
 pub mod patch;
 pub mod patch_meta;
+pub mod protobuf;
 pub mod quantity;
 pub mod selector;
 pub mod status;

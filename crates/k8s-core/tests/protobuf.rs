@@ -1,11 +1,7 @@
 //! Contract tests for Kubernetes protobuf request bodies: hand-encoded objects, bodies captured from a
 //! real kubectl (fixtures), hostile input, and one live kubectl run against a throw-away listener.
 
-// Until `pub mod protobuf;` is declared in lib.rs the module is compiled into this test crate directly;
-// afterwards this line can become `use skiff_k8s_core::protobuf;`.
-#[path = "../src/protobuf/mod.rs"]
-#[allow(dead_code)]
-mod protobuf;
+use skiff_k8s_core::protobuf;
 
 use protobuf::{ProtobufError, decode_body};
 use serde_json::{Value, json};

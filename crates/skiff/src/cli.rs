@@ -22,6 +22,28 @@ pub enum Command {
     Up(UpArgs),
     /// Print an admin kubeconfig (client certificate) for a cluster to stdout.
     Kubeconfig(KubeconfigArgs),
+    /// Benchmarks (design.md §7), printing figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// One cluster API on the embedded store: start-up, durable pod creates at 1 and N clients, GET, LIST.
+    Api(BenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Pods created by the single client.
+    #[arg(long, default_value_t = 2000)]
+    pub creates_single: usize,
+    /// Pods created by the concurrent clients.
+    #[arg(long, default_value_t = 20000)]
+    pub creates: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 256)]
+    pub clients: usize,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -1,5 +1,6 @@
 //! `skiff`: the binary. CLI and wiring only; every behaviour lives in a library crate.
 
+mod bench;
 mod cli;
 mod kubeconfig;
 mod up;
@@ -17,6 +18,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         cli::Command::Up(args) => up::run(args),
         cli::Command::Kubeconfig(args) => kubeconfig::run(&args),
+        cli::Command::Bench(cli::BenchCommand::Api(args)) => bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

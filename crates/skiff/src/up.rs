@@ -1,9 +1,12 @@
-//! `skiff up`: open the store, restore every cluster, serve the AWS gateway, wait for a signal.
+//! `skiff up`: open the store, restore every cluster, serve the AWS gateway (with each EKS cluster's
+//! OIDC discovery under `/_skiff/oidc/`), reconcile EKS cluster records into running control planes,
+//! wait for a signal.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use skiff_aws::gateway::{GatewayConfig, GatewayState, router, serve_router};
+use skiff_eks::cluster_lifecycle::ClusterLifecycle;
 use skiff_eks::control_plane::ControlPlanes;
 
 use crate::cli::UpArgs;
@@ -47,7 +50,8 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
         args.cluster_port_base,
     ));
     state.health.register("clusters", planes.clone());
-    let gateway = serve_router(router(state), args.listen).await?;
+    let app = router(state).merge(skiff_eks::oidc::router(store.clone()));
+    let gateway = serve_router(app, args.listen).await?;
 
     planes.restore_all().await.context("restoring clusters")?;
     if args.demo {
@@ -60,6 +64,11 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
             "demo cluster ready: skiff kubeconfig demo > kc && kubectl --kubeconfig kc get ns"
         );
     }
+    // Every EKS cluster record gets its control plane (restored ones were started above) before
+    // health turns green; then the reconciler follows the store from the scan's revision.
+    let lifecycle = ClusterLifecycle::new(store.clone(), planes.clone());
+    let from = lifecycle.sync().await.context("reconciling EKS clusters")?;
+    let reconciler = tokio::spawn(lifecycle.run(from));
     planes.mark_started();
     tracing::info!(gateway = %gateway.local_addr, data_dir = %data_dir.display(), "skiff is up");
     let purger = tokio::spawn(purge_expired_credentials(store.clone()));
@@ -67,6 +76,7 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     purger.abort();
+    reconciler.abort();
     planes.shutdown().await;
     gateway.shutdown().await?;
     Ok(())

@@ -5,7 +5,6 @@
 pub mod discovery;
 pub mod health;
 pub mod openapi;
-pub mod protobuf;
 pub mod request_info;
 mod resource;
 pub mod table;

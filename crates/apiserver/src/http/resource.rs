@@ -15,7 +15,8 @@ use skiff_k8s_core::status::ApiError;
 use super::table::{IncludeObject, table, wants_table};
 use super::{Api, Body, Ctx, Reply, not_found_path};
 use crate::registry::hooks::{HookError, HookRequest};
-use crate::registry::selector::{FieldSelector, LabelSelector};
+use skiff_k8s_core::protobuf;
+use skiff_k8s_core::selector::{FieldSelector, Selector};
 use crate::registry::strategy::Strategy;
 use crate::registry::{
     DeleteOptions, DeleteOutcome, FieldValidation, ListOptions, PatchType, Registry, WatchOptions,
@@ -49,7 +50,11 @@ fn decode_body(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
         .unwrap_or("application/json");
     let media = ct.split(';').next().unwrap_or_default().trim();
     let v: Value = match media {
-        "application/vnd.kubernetes.protobuf" => super::protobuf::decode(&ctx.body)?,
+        // kubectl's typed clients send built-in kinds as protobuf; every decode failure is the
+        // client's (upstream answers an undecodable body with 400 as well).
+        protobuf::CONTENT_TYPE => {
+            protobuf::decode_body(&ctx.body).map_err(|e| ApiError::BadRequest(e.to_string()))?
+        }
         "application/yaml" | "application/apply-patch+yaml" | "text/yaml" => {
             let s = std::str::from_utf8(&ctx.body)
                 .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
@@ -123,8 +128,8 @@ fn with_default_manager(mut o: WriteOptions, ctx: &Ctx<'_>) -> WriteOptions {
     o
 }
 
-fn selectors(ctx: &Ctx<'_>) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let l = LabelSelector::parse(ctx.query.get("labelSelector").unwrap_or(""))
+fn selectors(ctx: &Ctx<'_>) -> Result<(Selector, FieldSelector), ApiError> {
+    let l = Selector::parse(ctx.query.get("labelSelector").unwrap_or(""))
         .map_err(ApiError::BadRequest)?;
     let f = FieldSelector::parse(ctx.query.get("fieldSelector").unwrap_or(""))
         .map_err(ApiError::BadRequest)?;
@@ -261,11 +266,10 @@ impl Api {
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                let pt = PatchType::from_content_type(ct).ok_or_else(|| {
-                    ApiError::UnsupportedMediaType {
-                        accepted: PatchType::ACCEPTED.iter().map(|s| s.to_string()).collect(),
-                    }
-                })?;
+                let ki = kind.info();
+                let pt = PatchType::from_content_type(ct)
+                    .filter(|pt| PatchType::accepted_for(&ki.group, &ki.kind).contains(pt))
+                    .ok_or_else(|| PatchType::unsupported(&ki.group, &ki.kind))?;
                 let mut opts = write_options(ctx)?;
                 if pt != PatchType::Apply {
                     opts = with_default_manager(opts, ctx);
@@ -658,11 +662,8 @@ impl Api {
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                let pt = PatchType::from_content_type(ct).ok_or_else(|| {
-                    ApiError::UnsupportedMediaType {
-                        accepted: PatchType::ACCEPTED.iter().map(|s| s.to_string()).collect(),
-                    }
-                })?;
+                let pt = PatchType::from_content_type(ct)
+                    .ok_or_else(|| PatchType::unsupported("autoscaling", "Scale"))?;
                 let opts = with_default_manager(write_options(ctx)?, ctx);
                 let patch = decode_body(ctx)?;
                 let out = reg

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use skiff_k8s_core::status::ApiError;
 use skiff_store::StoreError;
 
-use super::selector::{FieldSelector, LabelSelector};
+use skiff_k8s_core::selector::{FieldSelector, Selector};
 use super::strategy::Strategy;
 use super::{Registry, decode, store_error};
 
@@ -22,7 +22,7 @@ const SCAN_BATCH: usize = 500;
 /// LIST parameters (`metav1.ListOptions`).
 #[derive(Clone, Debug, Default)]
 pub struct ListOptions {
-    pub label_selector: LabelSelector,
+    pub label_selector: Selector,
     pub field_selector: FieldSelector,
     /// 0 = no limit.
     pub limit: usize,
@@ -93,16 +93,13 @@ pub(crate) fn parse_rv(rv: &str) -> Result<i64, ApiError> {
 pub(crate) fn matches(
     kind: &Arc<dyn Strategy>,
     obj: &Value,
-    labels: &LabelSelector,
+    labels: &Selector,
     fields: &FieldSelector,
 ) -> Result<bool, ApiError> {
-    if !labels.is_empty() {
-        let l = obj.pointer("/metadata/labels").and_then(Value::as_object);
-        if !labels.matches(l) {
-            return Ok(false);
-        }
+    if !labels.is_everything() && !labels.matches_object(obj) {
+        return Ok(false);
     }
-    if fields.is_empty() {
+    if fields.is_everything() {
         return Ok(true);
     }
     for f in fields.fields() {

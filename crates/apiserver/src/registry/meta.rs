@@ -1,5 +1,5 @@
-//! Object-metadata helpers shared by every write: timestamps, `generateName`, and `managedFields`
-//! bookkeeping for non-apply writes (one `Update` entry per manager, as the field manager keeps).
+//! Object-metadata helpers shared by every write: timestamps, `generateName`, finalizers and the
+//! default field manager. `managedFields` themselves are `skiff_k8s_core::apply`'s.
 
 use rand::Rng;
 use serde_json::{Map, Value, json};
@@ -69,95 +69,6 @@ pub fn set_finalizers(obj: &mut Value, f: &[String]) {
     }
 }
 
-/// The `fieldsV1` set of an object: every leaf and map key as `f:<name>`, lists atomic.
-/// Server-owned metadata is left out, as the field manager strips it.
-pub fn fields_v1(obj: &Value) -> Value {
-    fn walk(v: &Value, top: bool) -> Value {
-        let mut out = Map::new();
-        if let Value::Object(m) = v {
-            if !top {
-                out.insert(".".into(), json!({}));
-            }
-            for (k, child) in m {
-                if top && (k == "apiVersion" || k == "kind") {
-                    continue;
-                }
-                let sub = match child {
-                    Value::Object(_) => walk(child, false),
-                    _ => json!({}),
-                };
-                out.insert(format!("f:{k}"), sub);
-            }
-        }
-        Value::Object(out)
-    }
-    let mut stripped = obj.clone();
-    if let Some(m) = stripped.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in [
-            "name",
-            "namespace",
-            "uid",
-            "resourceVersion",
-            "generation",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "managedFields",
-            "selfLink",
-        ] {
-            m.remove(k);
-        }
-        if m.is_empty() {
-            stripped.as_object_mut().map(|o| o.remove("metadata"));
-        }
-    }
-    if let Some(o) = stripped.as_object_mut() {
-        o.remove("status");
-    }
-    walk(&stripped, true)
-}
-
-/// Records that `manager` wrote `obj` with `operation` (`Update`/`Apply`), replacing its earlier
-/// entry for the same operation; `subresource` is `status`/`scale` or empty.
-pub fn track_managed_fields(
-    obj: &mut Value,
-    manager: &str,
-    operation: &str,
-    api_version: &str,
-    subresource: &str,
-) {
-    let fields = if subresource == "status" {
-        obj.get("status")
-            .map(|s| json!({"f:status": fields_v1(&json!({"x": s}))["f:x"].clone()}))
-            .unwrap_or_else(|| json!({}))
-    } else {
-        fields_v1(obj)
-    };
-    let mut entry = Map::new();
-    entry.insert("manager".into(), manager.into());
-    entry.insert("operation".into(), operation.into());
-    entry.insert("apiVersion".into(), api_version.into());
-    entry.insert("time".into(), now_rfc3339().into());
-    entry.insert("fieldsType".into(), "FieldsV1".into());
-    entry.insert("fieldsV1".into(), fields);
-    if !subresource.is_empty() {
-        entry.insert("subresource".into(), subresource.into());
-    }
-    let m = meta_mut(obj);
-    let mut list: Vec<Value> = m
-        .get("managedFields")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    list.retain(|e| {
-        !(e.get("manager").and_then(Value::as_str) == Some(manager)
-            && e.get("operation").and_then(Value::as_str) == Some(operation)
-            && e.get("subresource").and_then(Value::as_str).unwrap_or("") == subresource)
-    });
-    list.push(Value::Object(entry));
-    m.insert("managedFields".into(), Value::Array(list));
-}
-
 /// The manager name when the client gave no `fieldManager`: the User-Agent up to its first `/`
 /// (`kubectl/v1.32.4 (linux/amd64)` → `kubectl`), as `managedfields.prefixFromUserAgent`.
 pub fn manager_from_user_agent(ua: &str) -> String {
@@ -181,28 +92,11 @@ mod tests {
     }
 
     #[test]
-    fn fields_v1_lists_leaves_and_skips_server_fields() {
-        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "a", "uid": "u", "labels": {"x": "1"}}, "data": {"k": "v"}});
-        assert_eq!(
-            fields_v1(&obj),
-            json!({"f:metadata": {".": {}, "f:labels": {".": {}, "f:x": {}}}, "f:data": {".": {}, "f:k": {}}})
-        );
-    }
-
-    #[test]
-    fn managed_fields_replace_the_same_managers_entry() {
-        let mut obj = json!({"metadata": {"name": "a"}, "data": {"k": "v"}});
-        track_managed_fields(&mut obj, "kubectl", "Update", "v1", "");
-        track_managed_fields(&mut obj, "kubectl", "Update", "v1", "");
-        track_managed_fields(&mut obj, "other", "Update", "v1", "");
-        assert_eq!(
-            obj["metadata"]["managedFields"].as_array().map(Vec::len),
-            Some(2)
-        );
+    fn manager_comes_from_the_user_agent_product() {
         assert_eq!(
             manager_from_user_agent("kubectl/v1.32.4 (linux/amd64)"),
             "kubectl"
         );
+        assert_eq!(manager_from_user_agent(""), "unknown");
     }
 }

@@ -15,7 +15,6 @@ mod meta;
 pub mod namespace_lifecycle;
 mod patch;
 mod scale;
-pub mod selector;
 pub mod service_allocator;
 pub mod strategy;
 mod watch;
@@ -30,7 +29,7 @@ use skiff_store::{KeyValue, Store, StoreError};
 
 pub use list::{ListOptions, ListPage};
 pub use meta::manager_from_user_agent;
-pub use patch::{PatchType, apply_patch, strategic_merge};
+pub use skiff_k8s_core::patch::PatchType;
 pub use scale::scale_of;
 pub use watch::{WatchEventOut, WatchOptions, WatchStream};
 pub use write::{DeleteOptions, DeleteOutcome, FieldValidation, WriteOptions, Written};

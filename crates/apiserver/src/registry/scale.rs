@@ -6,7 +6,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use skiff_k8s_core::status::{ApiError, FieldError};
 
-use super::selector::LabelSelector;
+use skiff_k8s_core::apply::ManagerInfo;
+use skiff_k8s_core::patch::apply_patch;
+use skiff_k8s_core::selector::Selector;
 use super::strategy::{ResourceInfo, ScalePaths, Strategy};
 use super::write::{WriteOptions, Written};
 use super::{PatchType, Registry};
@@ -56,8 +58,12 @@ pub fn scale_of(info: &ResourceInfo, obj: &Value) -> Result<Value, ApiError> {
     if let Some(sel_path) = &p.label_selector {
         match obj.pointer(&pointer(sel_path)) {
             Some(Value::String(s)) => st["selector"] = json!(s),
+            // `metav1.LabelSelectorAsSelector(..).String()`; validation already accepted the
+            // selector, so a conversion error leaves the field unset rather than failing the read.
             Some(sel @ Value::Object(_)) => {
-                st["selector"] = json!(LabelSelector::format_object(sel))
+                if let Ok(s) = Selector::from_label_selector(sel) {
+                    st["selector"] = json!(s.to_string());
+                }
             }
             _ => {}
         }
@@ -133,8 +139,25 @@ impl Registry {
         pt: PatchType,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        let manager = opts.field_manager.clone();
         self.update_scale(kind, ns, name, opts, |scale| {
-            super::patch::apply_patch(&scale, &patch, pt)
+            if pt != PatchType::Apply {
+                return apply_patch(&scale, pt, &patch, "autoscaling", "Scale");
+            }
+            // A Scale is a view, not stored: its managedFields would go nowhere, so an apply here
+            // merges the configuration with force and keeps no ownership of its own.
+            let who = ManagerInfo {
+                manager: &manager,
+                api_version: "autoscaling/v1",
+                subresource: "scale",
+                reset_fields: &[],
+                now: jiff::Timestamp::now(),
+            };
+            let mut out = skiff_k8s_core::apply::apply(Some(&scale), &patch, None, &who, true)?;
+            if let Some(m) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.shift_remove("managedFields");
+            }
+            Ok(out)
         })
         .await
     }

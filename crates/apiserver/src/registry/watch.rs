@@ -8,19 +8,19 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
+use skiff_k8s_core::selector::{FieldSelector, Selector};
 use skiff_k8s_core::status::ApiError;
 use skiff_store::{EventKind, StoreError};
 use tokio::sync::mpsc;
 
 use super::list::{ListOptions, matches, parse_rv};
-use super::selector::{FieldSelector, LabelSelector};
 use super::strategy::Strategy;
 use super::{Registry, api_version, decode, set_resource_version, store_error};
 
 /// WATCH parameters.
 #[derive(Clone, Debug, Default)]
 pub struct WatchOptions {
-    pub label_selector: LabelSelector,
+    pub label_selector: Selector,
     pub field_selector: FieldSelector,
     /// `""`/`"0"`: synthetic ADDED events for the current state first, then changes.
     pub resource_version: Option<String>,

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
+use skiff_k8s_core::patch_meta::schema_for;
 use skiff_k8s_core::status::{ApiError, FieldError};
 use skiff_k8s_core::validation::validate_object_meta;
 use skiff_store::{Op, Precondition, StoreError};
 
 use super::meta::{self, meta_mut, meta_str};
+use super::patch::{reset_fields, with_manager};
 use super::strategy::{ResourceInfo, Strategy};
 use super::{Registry, api_version, decode, set_resource_version, store_error};
 use crate::admission;
@@ -193,6 +195,21 @@ fn validate(kind: &Arc<dyn Strategy>, obj: &Value, mut errs: Vec<FieldError>) ->
     out
 }
 
+/// Records a non-apply write by `manager` in `managedFields` (`fieldmanager` `Update`).
+fn track_update(
+    info: &ResourceInfo,
+    live: Option<&Value>,
+    new: Value,
+    manager: &str,
+    subresource: &str,
+) -> Result<Value, ApiError> {
+    let schema = schema_for(&info.group, &info.kind);
+    let resets = reset_fields(info, subresource, &new);
+    with_manager(info, manager, subresource, resets, |who| {
+        skiff_k8s_core::apply::track_update(live, new, schema, who)
+    })
+}
+
 /// Server-owned metadata a client may not set on create.
 fn reset_server_meta(obj: &mut Value) {
     let m = meta_mut(obj);
@@ -280,8 +297,10 @@ impl Registry {
         if meta::meta(&obj).is_some_and(|m| !m.contains_key("generation")) {
             meta_mut(&mut obj).insert("generation".into(), 1.into());
         }
-        let operation = if opts.apply { "Apply" } else { "Update" };
-        meta::track_managed_fields(&mut obj, opts.manager(), operation, &api_version(info), "");
+        if !opts.apply {
+            // Server-side apply computed managedFields already; every other create is an `Update`.
+            obj = track_update(info, None, obj, opts.manager(), "")?;
+        }
 
         admission::namespace_lifecycle::admit_create(self, info, &obj).await?;
         let mut errs = kind.validate(&obj);
@@ -533,13 +552,7 @@ impl Registry {
             });
         }
         if !opts.apply {
-            meta::track_managed_fields(
-                &mut obj,
-                opts.manager(),
-                "Update",
-                &api_version(info),
-                subresource,
-            );
+            obj = track_update(info, Some(&old), obj, opts.manager(), subresource)?;
         }
         if opts.dry_run {
             if let Some(a) = &allocation {

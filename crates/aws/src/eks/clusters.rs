@@ -9,8 +9,8 @@ use skiff_aws_model::AwsError;
 use skiff_store::{Precondition, Store};
 
 use super::common::{
-    error, in_use, invalid, key_in, load, not_found, now, page_names, public, req_str, save,
-    str_list, tags_of,
+    error, in_use, invalid, key_in, load, not_found, now, page_names, public, req_str, str_list,
+    tags_of,
 };
 use crate::context::RequestContext;
 use crate::resources;
@@ -48,22 +48,6 @@ pub(crate) async fn load_cluster(
         .ok_or_else(|| no_cluster(name))
 }
 
-pub(crate) async fn store_cluster(
-    ctx: &RequestContext,
-    cluster: &Value,
-    rev: skiff_store::Revision,
-) -> Result<(), AwsError> {
-    let name = cluster["name"].as_str().unwrap_or_default();
-    save(
-        &*ctx.store,
-        &cluster_key(ctx, name),
-        cluster,
-        Precondition::ModRevision(rev),
-        "The cluster was modified concurrently; retry",
-    )
-    .await
-}
-
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     (1..=100).contains(&name.len())
@@ -86,7 +70,7 @@ pub(crate) async fn check_role(ctx: &RequestContext, arn: &str) -> Result<(), Aw
         name,
     )
     .await
-    .map_err(|e| AwsError::from(e))?;
+    .map_err(AwsError::from)?;
     match found {
         Some((role, _)) if role.arn == arn => Ok(()),
         _ => Err(invalid(format!(
@@ -121,7 +105,10 @@ pub(crate) async fn subnets(
                     (
                         s["SubnetId"].as_str().unwrap_or_default().to_string(),
                         s["VpcId"].as_str().unwrap_or_default().to_string(),
-                        s["AvailabilityZone"].as_str().unwrap_or_default().to_string(),
+                        s["AvailabilityZone"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
                     )
                 })
                 .collect()
@@ -158,7 +145,9 @@ pub async fn create_cluster(ctx: &RequestContext, input: Value) -> Result<Value,
     let vpc_in = &input["resourcesVpcConfig"];
     let subnet_ids = str_list(&vpc_in["subnetIds"]);
     if subnet_ids.is_empty() {
-        return Err(invalid("Subnets specified must be in at least two different AZs"));
+        return Err(invalid(
+            "Subnets specified must be in at least two different AZs",
+        ));
     }
     let found = subnets(ctx, &subnet_ids).await?;
     let mut zones: Vec<&str> = found.iter().map(|s| s.2.as_str()).collect();
@@ -178,14 +167,21 @@ pub async fn create_cluster(ctx: &RequestContext, input: Value) -> Result<Value,
     if !sg_ids.is_empty() {
         crate::ec2::dispatch(ctx, "DescribeSecurityGroups", json!({ "GroupIds": sg_ids }))
             .await
-            .map_err(|e| invalid(format!("{} (Service: AmazonEC2; Error Code: {})", e.message, e.code)))?;
+            .map_err(|e| {
+                invalid(format!(
+                    "{} (Service: AmazonEC2; Error Code: {})",
+                    e.message, e.code
+                ))
+            })?;
     }
     let service_cidr = input["kubernetesNetworkConfig"]["serviceIpv4Cidr"]
         .as_str()
         .unwrap_or("10.100.0.0/16");
-    let parsed: ipnet::Ipv4Net = service_cidr
-        .parse()
-        .map_err(|_| invalid(format!("serviceIpv4Cidr {service_cidr} is not a valid CIDR")))?;
+    let parsed: ipnet::Ipv4Net = service_cidr.parse().map_err(|_| {
+        invalid(format!(
+            "serviceIpv4Cidr {service_cidr} is not a valid CIDR"
+        ))
+    })?;
     if !(12..=24).contains(&parsed.prefix_len()) {
         return Err(invalid(
             "serviceIpv4Cidr must have a prefix length between /12 and /24",
@@ -200,7 +196,10 @@ pub async fn create_cluster(ctx: &RequestContext, input: Value) -> Result<Value,
         .unwrap_or(true);
 
     // The cluster security group EKS creates in the cluster's VPC, through EC2's own API.
-    let sg_name = format!("eks-cluster-sg-{name}-{}", rand::random::<u32>() % 1_000_000_000);
+    let sg_name = format!(
+        "eks-cluster-sg-{name}-{}",
+        rand::random::<u32>() % 1_000_000_000
+    );
     let sg = crate::ec2::dispatch(
         ctx,
         "CreateSecurityGroup",
@@ -256,20 +255,29 @@ pub async fn create_cluster(ctx: &RequestContext, input: Value) -> Result<Value,
         // Who created it: the EKS layer grants this principal cluster-admin when bootstrap is on.
         "_creatorArn": ctx.caller.arn,
     });
-    for member in ["encryptionConfig", "clientRequestToken", "zonalShiftConfig", "computeConfig", "storageConfig", "remoteNetworkConfig"] {
+    for member in [
+        "encryptionConfig",
+        "clientRequestToken",
+        "zonalShiftConfig",
+        "computeConfig",
+        "storageConfig",
+        "remoteNetworkConfig",
+    ] {
         if !input[member].is_null() {
             cluster[member] = input[member].clone();
         }
     }
-    if let Err(e) = save(
-        &*ctx.store,
+    let mut ops = vec![resources::put_op(
         &key,
         &cluster,
         Precondition::MustNotExist,
-        &format!("Cluster already exists with name: {name}"),
-    )
-    .await
-    {
+    )];
+    if bootstrap_admin && auth_mode != "CONFIG_MAP" {
+        ops.push(super::access_entries::bootstrap_op(ctx, name));
+    }
+    if let Err(e) = resources::commit(&*ctx.store, ops).await.map_err(|e| {
+        e.unwrap_or_else(|| in_use(format!("Cluster already exists with name: {name}")))
+    }) {
         // Lost a race with another CreateCluster of the same name: do not leave our group behind.
         let _ = crate::ec2::dispatch(ctx, "DeleteSecurityGroup", json!({"GroupId": sg_id})).await;
         return Err(e);
@@ -307,12 +315,22 @@ pub async fn delete_cluster(ctx: &RequestContext, input: Value) -> Result<Value,
             format!("Cluster {name} has deletion protection enabled; disable it before deleting"),
         ));
     }
-    let ng_prefix = key_in(&ctx.account_id, &ctx.region, "nodegroup", &format!("{name}/"));
+    let ng_prefix = key_in(
+        &ctx.account_id,
+        &ctx.region,
+        "nodegroup",
+        &format!("{name}/"),
+    );
     let nodegroups: Vec<Value> = resources::list(&*ctx.store, &ng_prefix).await?;
     if !nodegroups.is_empty() {
         return Err(in_use("Cluster has nodegroups attached"));
     }
-    let fp_prefix = key_in(&ctx.account_id, &ctx.region, "fargateprofile", &format!("{name}/"));
+    let fp_prefix = key_in(
+        &ctx.account_id,
+        &ctx.region,
+        "fargateprofile",
+        &format!("{name}/"),
+    );
     let profiles: Vec<Value> = resources::list(&*ctx.store, &fp_prefix).await?;
     if !profiles.is_empty() {
         return Err(in_use("Cluster has fargate profiles attached"));
@@ -322,7 +340,13 @@ pub async fn delete_cluster(ctx: &RequestContext, input: Value) -> Result<Value,
         key: cluster_key(ctx, name),
         precondition: Precondition::ModRevision(rev),
     }];
-    for kind in ["update", "addon", "accessentry", "identityproviderconfig", "podidentity"] {
+    for kind in [
+        "update",
+        "addon",
+        "accessentry",
+        "identityproviderconfig",
+        "podidentity",
+    ] {
         let prefix = key_in(&ctx.account_id, &ctx.region, kind, &format!("{name}/"));
         let page = ctx
             .store
@@ -377,7 +401,10 @@ pub async fn set_cluster_status(
     name: &str,
     status: &str,
 ) -> Result<(), AwsError> {
-    update_record(store, account, region, name, |c| c["status"] = json!(status)).await
+    update_record(store, account, region, name, |c| {
+        c["status"] = json!(status)
+    })
+    .await
 }
 
 /// The control plane answers: record `ACTIVE`, its endpoint (`https://127.0.0.1:<port>`) and the base64
@@ -412,7 +439,11 @@ async fn update_record(
         change(&mut cluster);
         match resources::commit(
             store,
-            vec![resources::put_op(&key, &cluster, Precondition::ModRevision(rev))],
+            vec![resources::put_op(
+                &key,
+                &cluster,
+                Precondition::ModRevision(rev),
+            )],
         )
         .await
         {

@@ -80,7 +80,9 @@ pub fn tags_of(input: &Value) -> Result<Map<String, Value>, AwsError> {
         return Ok(Map::new());
     };
     if tags.len() > 50 {
-        return Err(invalid("The number of tags must be less than or equal to 50"));
+        return Err(invalid(
+            "The number of tags must be less than or equal to 50",
+        ));
     }
     for (k, v) in tags {
         if k.is_empty() || k.len() > 128 || k.to_ascii_lowercase().starts_with("aws:") {
@@ -95,11 +97,7 @@ pub fn tags_of(input: &Value) -> Result<Map<String, Value>, AwsError> {
 
 /// Page a sorted list of names: `maxResults` (1..=100, default 100) and an opaque `nextToken` that is
 /// the last name returned.
-pub fn page_names(
-    names: Vec<String>,
-    input: &Value,
-    member: &str,
-) -> Result<Value, AwsError> {
+pub fn page_names(names: Vec<String>, input: &Value, member: &str) -> Result<Value, AwsError> {
     let max = match input["maxResults"].as_i64() {
         None => 100,
         Some(n) if (1..=100).contains(&n) => n as usize,
@@ -110,7 +108,10 @@ pub fn page_names(
         }
     };
     let start = match input["nextToken"].as_str() {
-        Some(t) => names.iter().position(|n| n.as_str() > t).unwrap_or(names.len()),
+        Some(t) => names
+            .iter()
+            .position(|n| n.as_str() > t)
+            .unwrap_or(names.len()),
         None => 0,
     };
     let slice: Vec<String> = names.iter().skip(start).take(max).cloned().collect();

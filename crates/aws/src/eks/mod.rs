@@ -9,6 +9,8 @@ use skiff_aws_model::AwsError;
 
 use crate::context::RequestContext;
 
+pub mod access_entries;
+pub mod addons;
 mod common;
 
 pub mod clusters;
@@ -35,6 +37,25 @@ pub async fn dispatch(
         "UpdateNodegroupConfig" => nodegroups::update_nodegroup_config(ctx, input).await,
         "UpdateNodegroupVersion" => nodegroups::update_nodegroup_version(ctx, input).await,
         "DeleteNodegroup" => nodegroups::delete_nodegroup(ctx, input).await,
+        // addons.rs
+        "CreateAddon" => addons::create_addon(ctx, input).await,
+        "DescribeAddon" => addons::describe_addon(ctx, input).await,
+        "ListAddons" => addons::list_addons(ctx, input).await,
+        "UpdateAddon" => addons::update_addon(ctx, input).await,
+        "DeleteAddon" => addons::delete_addon(ctx, input).await,
+        "DescribeAddonVersions" => addons::describe_addon_versions(ctx, input).await,
+        // access_entries.rs
+        "CreateAccessEntry" => access_entries::create_access_entry(ctx, input).await,
+        "DescribeAccessEntry" => access_entries::describe_access_entry(ctx, input).await,
+        "UpdateAccessEntry" => access_entries::update_access_entry(ctx, input).await,
+        "DeleteAccessEntry" => access_entries::delete_access_entry(ctx, input).await,
+        "ListAccessEntries" => access_entries::list_access_entries(ctx, input).await,
+        "AssociateAccessPolicy" => access_entries::associate_access_policy(ctx, input).await,
+        "DisassociateAccessPolicy" => access_entries::disassociate_access_policy(ctx, input).await,
+        "ListAssociatedAccessPolicies" => {
+            access_entries::list_associated_access_policies(ctx, input).await
+        }
+        "ListAccessPolicies" => access_entries::list_access_policies(ctx, input).await,
         // updates.rs
         "UpdateClusterVersion" => updates::update_cluster_version(ctx, input).await,
         "UpdateClusterConfig" => updates::update_cluster_config(ctx, input).await,
@@ -48,6 +69,8 @@ pub async fn dispatch(
     }
 }
 
+pub use access_entries::list_access_entry_records;
+pub use addons::{list_addon_records, set_addon_status};
 pub use clusters::{
     DEFAULT_VERSION, cluster_creator, get_cluster, set_cluster_active, set_cluster_status,
 };

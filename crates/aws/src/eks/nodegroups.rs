@@ -28,9 +28,12 @@ pub(crate) async fn load_nodegroup(
     cluster: &str,
     ng: &str,
 ) -> Result<(Value, skiff_store::Revision), AwsError> {
-    load(&*ctx.store, &ng_key(&ctx.account_id, &ctx.region, cluster, ng))
-        .await?
-        .ok_or_else(|| no_nodegroup(ng))
+    load(
+        &*ctx.store,
+        &ng_key(&ctx.account_id, &ctx.region, cluster, ng),
+    )
+    .await?
+    .ok_or_else(|| no_nodegroup(ng))
 }
 
 /// EKS's scaling rules: min ≥ 0, max ≥ 1, min ≤ desired ≤ max.
@@ -39,10 +42,14 @@ fn check_scaling(s: &Value) -> Result<(), AwsError> {
     let max = s["maxSize"].as_i64().unwrap_or(1);
     let desired = s["desiredSize"].as_i64().unwrap_or(min);
     if min < 0 {
-        return Err(invalid("Minimum capacity must be greater than or equal to 0"));
+        return Err(invalid(
+            "Minimum capacity must be greater than or equal to 0",
+        ));
     }
     if max < 1 {
-        return Err(invalid("Maximum capacity must be greater than or equal to 1"));
+        return Err(invalid(
+            "Maximum capacity must be greater than or equal to 1",
+        ));
     }
     if min > max {
         return Err(invalid(format!(
@@ -68,7 +75,9 @@ fn check_taints(taints: &Value) -> Result<(), AwsError> {
         return Ok(());
     };
     if list.len() > 50 {
-        return Err(invalid("The number of taints must be less than or equal to 50"));
+        return Err(invalid(
+            "The number of taints must be less than or equal to 50",
+        ));
     }
     for t in list {
         let key = t["key"].as_str().unwrap_or_default();
@@ -140,7 +149,9 @@ pub async fn create_nodegroup(ctx: &RequestContext, input: Value) -> Result<Valu
     let mut instance_types = str_list(&input["instanceTypes"]);
     if launch_template.is_object() {
         if launch_template["id"].is_null() && launch_template["name"].is_null() {
-            return Err(invalid("Either launch template ID or name must be specified"));
+            return Err(invalid(
+                "Either launch template ID or name must be specified",
+            ));
         }
         if !input["diskSize"].is_null() {
             return Err(invalid(
@@ -161,9 +172,13 @@ pub async fn create_nodegroup(ctx: &RequestContext, input: Value) -> Result<Valu
         .unwrap_or(super::clusters::DEFAULT_VERSION)
         .to_string();
     if !SUPPORTED_VERSIONS.contains(&version.as_str()) {
-        return Err(invalid(format!("Requested Nodegroup version {version} is invalid")));
+        return Err(invalid(format!(
+            "Requested Nodegroup version {version} is invalid"
+        )));
     }
-    let ami_type = input["amiType"].as_str().unwrap_or("AL2023_x86_64_STANDARD");
+    let ami_type = input["amiType"]
+        .as_str()
+        .unwrap_or("AL2023_x86_64_STANDARD");
     let now = now();
     let mut ng = json!({
         "nodegroupName": name,
@@ -224,7 +239,12 @@ pub async fn describe_nodegroup(ctx: &RequestContext, input: Value) -> Result<Va
 pub async fn list_nodegroups(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
     let cluster = req_str(&input, "clusterName")?;
     load_cluster(ctx, cluster).await?;
-    let prefix = key_in(&ctx.account_id, &ctx.region, "nodegroup", &format!("{cluster}/"));
+    let prefix = key_in(
+        &ctx.account_id,
+        &ctx.region,
+        "nodegroup",
+        &format!("{cluster}/"),
+    );
     let all: Vec<Value> = resources::list(&*ctx.store, &prefix).await?;
     let names = all
         .iter()
@@ -236,7 +256,10 @@ pub async fn list_nodegroups(ctx: &RequestContext, input: Value) -> Result<Value
 /// Scaling, labels and taints change the record now (an `Update` of type `ConfigUpdate`, in progress
 /// until the EKS layer has resized the group and calls `complete_update`).
 #[doc(alias = "UpdateNodegroupConfig")]
-pub async fn update_nodegroup_config(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub async fn update_nodegroup_config(
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let cluster = req_str(&input, "clusterName")?;
     let name = req_str(&input, "nodegroupName")?;
     load_cluster(ctx, cluster).await?;
@@ -280,9 +303,16 @@ pub async fn update_nodegroup_config(ctx: &RequestContext, input: Value) -> Resu
     if input["taints"].is_object() {
         let add = &input["taints"]["addOrUpdateTaints"];
         check_taints(add)?;
-        let remove: Vec<Value> = input["taints"]["removeTaints"].as_array().cloned().unwrap_or_default();
+        let remove: Vec<Value> = input["taints"]["removeTaints"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut taints: Vec<Value> = ng["taints"].as_array().cloned().unwrap_or_default();
-        taints.retain(|t| !remove.iter().any(|r| r["key"] == t["key"] && r["effect"] == t["effect"]));
+        taints.retain(|t| {
+            !remove
+                .iter()
+                .any(|r| r["key"] == t["key"] && r["effect"] == t["effect"])
+        });
         for a in add.as_array().into_iter().flatten() {
             taints.retain(|t| !(t["key"] == a["key"] && t["effect"] == a["effect"]));
             taints.push(a.clone());
@@ -300,12 +330,26 @@ pub async fn update_nodegroup_config(ctx: &RequestContext, input: Value) -> Resu
     ng["status"] = json!("UPDATING");
     ng["modifiedAt"] = json!(now());
     let update = new_update("ConfigUpdate", "InProgress", params);
-    record_update(ctx, cluster, Some(name), &update, Some((&ng_key(&ctx.account_id, &ctx.region, cluster, name), &ng, rev))).await?;
+    record_update(
+        ctx,
+        cluster,
+        Some(name),
+        &update,
+        Some((
+            &ng_key(&ctx.account_id, &ctx.region, cluster, name),
+            &ng,
+            rev,
+        )),
+    )
+    .await?;
     Ok(json!({ "update": update }))
 }
 
 #[doc(alias = "UpdateNodegroupVersion")]
-pub async fn update_nodegroup_version(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
+pub async fn update_nodegroup_version(
+    ctx: &RequestContext,
+    input: Value,
+) -> Result<Value, AwsError> {
     let cluster_name = req_str(&input, "clusterName")?;
     let name = req_str(&input, "nodegroupName")?;
     let (cluster, _) = load_cluster(ctx, cluster_name).await?;
@@ -328,7 +372,9 @@ pub async fn update_nodegroup_version(ctx: &RequestContext, input: Value) -> Res
         )));
     }
     let mut params = vec![json!({"type": "Version", "value": version})];
-    let release = input["releaseVersion"].as_str().map(str::to_string)
+    let release = input["releaseVersion"]
+        .as_str()
+        .map(str::to_string)
         .unwrap_or_else(|| format!("{version}.0-20251120"));
     params.push(json!({"type": "ReleaseVersion", "value": release}));
     ng["status"] = json!("UPDATING");
@@ -336,7 +382,18 @@ pub async fn update_nodegroup_version(ctx: &RequestContext, input: Value) -> Res
     ng["_targetReleaseVersion"] = json!(release);
     ng["modifiedAt"] = json!(now());
     let update = new_update("VersionUpdate", "InProgress", params);
-    record_update(ctx, cluster_name, Some(name), &update, Some((&ng_key(&ctx.account_id, &ctx.region, cluster_name, name), &ng, rev))).await?;
+    record_update(
+        ctx,
+        cluster_name,
+        Some(name),
+        &update,
+        Some((
+            &ng_key(&ctx.account_id, &ctx.region, cluster_name, name),
+            &ng,
+            rev,
+        )),
+    )
+    .await?;
     Ok(json!({ "update": update }))
 }
 
@@ -388,7 +445,9 @@ pub async fn set_nodegroup_status(
 ) -> Result<(), AwsError> {
     let key = ng_key(account, region, cluster, nodegroup);
     for _ in 0..5 {
-        let (mut ng, rev) = load(store, &key).await?.ok_or_else(|| no_nodegroup(nodegroup))?;
+        let (mut ng, rev) = load(store, &key)
+            .await?
+            .ok_or_else(|| no_nodegroup(nodegroup))?;
         if status == "ACTIVE" && ng["status"] == "UPDATING" {
             if let Some(v) = ng.get("_targetVersion").cloned() {
                 ng["version"] = v;
@@ -402,10 +461,19 @@ pub async fn set_nodegroup_status(
         ng["status"] = json!(status);
         ng["modifiedAt"] = json!(now());
         if !auto_scaling_groups.is_empty() {
-            ng["resources"]["autoScalingGroups"] =
-                json!(auto_scaling_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>());
+            ng["resources"]["autoScalingGroups"] = json!(
+                auto_scaling_groups
+                    .iter()
+                    .map(|n| json!({"name": n}))
+                    .collect::<Vec<_>>()
+            );
         }
-        match resources::commit(store, vec![resources::put_op(&key, &ng, Precondition::ModRevision(rev))]).await {
+        match resources::commit(
+            store,
+            vec![resources::put_op(&key, &ng, Precondition::ModRevision(rev))],
+        )
+        .await
+        {
             Ok(_) => return Ok(()),
             Err(Some(e)) => return Err(e),
             Err(None) => continue,
@@ -430,7 +498,9 @@ mod tests {
 
     #[test]
     fn taint_effects_are_checked() {
-        assert!(check_taints(&json!([{"key": "a", "value": "b", "effect": "NO_SCHEDULE"}])).is_ok());
+        assert!(
+            check_taints(&json!([{"key": "a", "value": "b", "effect": "NO_SCHEDULE"}])).is_ok()
+        );
         assert!(check_taints(&json!([{"key": "a", "effect": "NoSchedule"}])).is_err());
         assert!(check_taints(&json!([{"effect": "NO_EXECUTE"}])).is_err());
     }

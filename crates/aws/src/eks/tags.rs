@@ -11,22 +11,38 @@ use crate::resources;
 /// The store key an EKS ARN of this account and region names (`cluster/<c>`, `nodegroup/<c>/<ng>/<uuid>`).
 fn key_of_arn(ctx: &RequestContext, arn: &str) -> Result<String, AwsError> {
     let prefix = format!("arn:aws:eks:{}:{}:", ctx.region, ctx.account_id);
-    let bad = || error("BadRequestException", format!("{arn} is not a valid resource ARN"));
+    let bad = || {
+        error(
+            "BadRequestException",
+            format!("{arn} is not a valid resource ARN"),
+        )
+    };
     let rest = arn.strip_prefix(&prefix).ok_or_else(bad)?;
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
         ["cluster", c] => Ok(key_in(&ctx.account_id, &ctx.region, "cluster", c)),
-        ["nodegroup", c, ng, _] => Ok(key_in(&ctx.account_id, &ctx.region, "nodegroup", &format!("{c}/{ng}"))),
+        ["nodegroup", c, ng, _] => Ok(key_in(
+            &ctx.account_id,
+            &ctx.region,
+            "nodegroup",
+            &format!("{c}/{ng}"),
+        )),
         _ => Err(bad()),
     }
 }
 
-async fn load_tagged(ctx: &RequestContext, arn: &str) -> Result<(String, Value, skiff_store::Revision), AwsError> {
+async fn load_tagged(
+    ctx: &RequestContext,
+    arn: &str,
+) -> Result<(String, Value, skiff_store::Revision), AwsError> {
     let key = key_of_arn(ctx, arn)?;
     match load(&*ctx.store, &key).await? {
         // The uuid in a nodegroup ARN tells a recreated nodegroup from the one the caller meant.
         Some((r, rev)) if r["arn"] == arn || r["nodegroupArn"] == arn => Ok((key, r, rev)),
-        _ => Err(error("NotFoundException", format!("Resource not found: {arn}"))),
+        _ => Err(error(
+            "NotFoundException",
+            format!("Resource not found: {arn}"),
+        )),
     }
 }
 
@@ -38,12 +54,22 @@ pub async fn tag_resource(ctx: &RequestContext, input: Value) -> Result<Value, A
     let mut tags = record["tags"].as_object().cloned().unwrap_or_default();
     tags.extend(add);
     if tags.len() > 50 {
-        return Err(error("BadRequestException", "The number of tags must be less than or equal to 50"));
+        return Err(error(
+            "BadRequestException",
+            "The number of tags must be less than or equal to 50",
+        ));
     }
     record["tags"] = Value::Object(tags);
-    resources::commit(&*ctx.store, vec![resources::put_op(&key, &record, Precondition::ModRevision(rev))])
-        .await
-        .map_err(|e| e.unwrap_or_else(|| in_use("The resource was modified concurrently; retry")))?;
+    resources::commit(
+        &*ctx.store,
+        vec![resources::put_op(
+            &key,
+            &record,
+            Precondition::ModRevision(rev),
+        )],
+    )
+    .await
+    .map_err(|e| e.unwrap_or_else(|| in_use("The resource was modified concurrently; retry")))?;
     Ok(json!({}))
 }
 
@@ -57,9 +83,16 @@ pub async fn untag_resource(ctx: &RequestContext, input: Value) -> Result<Value,
             tags.remove(k);
         }
     }
-    resources::commit(&*ctx.store, vec![resources::put_op(&key, &record, Precondition::ModRevision(rev))])
-        .await
-        .map_err(|e| e.unwrap_or_else(|| in_use("The resource was modified concurrently; retry")))?;
+    resources::commit(
+        &*ctx.store,
+        vec![resources::put_op(
+            &key,
+            &record,
+            Precondition::ModRevision(rev),
+        )],
+    )
+    .await
+    .map_err(|e| e.unwrap_or_else(|| in_use("The resource was modified concurrently; retry")))?;
     Ok(json!({}))
 }
 
@@ -67,5 +100,7 @@ pub async fn untag_resource(ctx: &RequestContext, input: Value) -> Result<Value,
 pub async fn list_tags_for_resource(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
     let arn = req_str(&input, "resourceArn")?;
     let (_, record, _) = load_tagged(ctx, arn).await?;
-    Ok(json!({ "tags": if record["tags"].is_object() { record["tags"].clone() } else { json!({}) } }))
+    Ok(
+        json!({ "tags": if record["tags"].is_object() { record["tags"].clone() } else { json!({}) } }),
+    )
 }

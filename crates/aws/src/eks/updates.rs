@@ -50,7 +50,11 @@ pub(crate) async fn record_update(
         Precondition::MustNotExist,
     )];
     if let Some((key, record, rev)) = owner {
-        ops.push(resources::put_op(key, record, Precondition::ModRevision(rev)));
+        ops.push(resources::put_op(
+            key,
+            record,
+            Precondition::ModRevision(rev),
+        ));
     }
     resources::commit(&*ctx.store, ops)
         .await
@@ -58,12 +62,21 @@ pub(crate) async fn record_update(
         .map_err(|e| e.unwrap_or_else(|| in_use("The resource was modified concurrently; retry")))
 }
 
+/// An update belongs to the cluster itself, or to the nodegroup / add-on the request names.
+fn owned_by(update: &Value, input: &Value) -> bool {
+    update["_nodegroup"].as_str() == input["nodegroupName"].as_str()
+        && update["_addon"].as_str() == input["addonName"].as_str()
+}
+
 fn require_active(cluster: &Value) -> Result<(), AwsError> {
     if cluster["status"] != "ACTIVE" {
         return Err(in_use(format!(
             "Cluster {} is currently being {}. Please wait until it is ACTIVE.",
             cluster["name"].as_str().unwrap_or_default(),
-            cluster["status"].as_str().unwrap_or_default().to_ascii_lowercase()
+            cluster["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
         )));
     }
     Ok(())
@@ -124,10 +137,14 @@ pub async fn update_cluster_config(ctx: &RequestContext, input: Value) -> Result
         }
         if vpc["publicAccessCidrs"].is_array() {
             cluster["resourcesVpcConfig"]["publicAccessCidrs"] = vpc["publicAccessCidrs"].clone();
-            params.push(json!({"type": "PublicAccessCidrs", "value": vpc["publicAccessCidrs"].to_string()}));
+            params.push(
+                json!({"type": "PublicAccessCidrs", "value": vpc["publicAccessCidrs"].to_string()}),
+            );
         }
-        let public_on = cluster["resourcesVpcConfig"]["endpointPublicAccess"].as_bool() == Some(true);
-        let private_on = cluster["resourcesVpcConfig"]["endpointPrivateAccess"].as_bool() == Some(true);
+        let public_on =
+            cluster["resourcesVpcConfig"]["endpointPublicAccess"].as_bool() == Some(true);
+        let private_on =
+            cluster["resourcesVpcConfig"]["endpointPrivateAccess"].as_bool() == Some(true);
         if !public_on && !private_on {
             return Err(invalid(
                 "Cluster must have either private or public endpoint access or both",
@@ -136,7 +153,9 @@ pub async fn update_cluster_config(ctx: &RequestContext, input: Value) -> Result
         touched = true;
     }
     if let Some(mode) = input["accessConfig"]["authenticationMode"].as_str() {
-        let current = cluster["accessConfig"]["authenticationMode"].as_str().unwrap_or_default();
+        let current = cluster["accessConfig"]["authenticationMode"]
+            .as_str()
+            .unwrap_or_default();
         // EKS only moves towards API: CONFIG_MAP → API_AND_CONFIG_MAP → API.
         let rank = |m: &str| match m {
             "CONFIG_MAP" => 0,
@@ -176,10 +195,13 @@ pub async fn describe_update(ctx: &RequestContext, input: Value) -> Result<Value
     let name = req_str(&input, "name")?;
     let id = req_str(&input, "updateId")?;
     load_cluster(ctx, name).await?;
-    let (update, _) = load(&*ctx.store, &update_key(&ctx.account_id, &ctx.region, name, id))
-        .await?
-        .filter(|(u, _)| u["_nodegroup"].as_str() == input["nodegroupName"].as_str())
-        .ok_or_else(|| not_found(format!("No update found for ID: {id}")))?;
+    let (update, _) = load(
+        &*ctx.store,
+        &update_key(&ctx.account_id, &ctx.region, name, id),
+    )
+    .await?
+    .filter(|(u, _)| owned_by(u, &input))
+    .ok_or_else(|| not_found(format!("No update found for ID: {id}")))?;
     Ok(json!({ "update": public(&update) }))
 }
 
@@ -189,7 +211,7 @@ pub async fn list_updates(ctx: &RequestContext, input: Value) -> Result<Value, A
     load_cluster(ctx, name).await?;
     let prefix = key_in(&ctx.account_id, &ctx.region, "update", &format!("{name}/"));
     let mut all: Vec<Value> = resources::list(&*ctx.store, &prefix).await?;
-    all.retain(|u| u["_nodegroup"].as_str() == input["nodegroupName"].as_str());
+    all.retain(|u| owned_by(u, &input));
     all.sort_by(|a, b| a["createdAt"].as_str().cmp(&b["createdAt"].as_str()));
     let ids = all
         .iter()
@@ -197,7 +219,10 @@ pub async fn list_updates(ctx: &RequestContext, input: Value) -> Result<Value, A
         .collect::<Vec<_>>();
     // Ids are random, so the token is a position rather than a name.
     let max = input["maxResults"].as_i64().unwrap_or(100).clamp(1, 100) as usize;
-    let start: usize = input["nextToken"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+    let start: usize = input["nextToken"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
     let slice: Vec<&String> = ids.iter().skip(start).take(max).collect();
     let mut out = json!({ "updateIds": slice });
     if start + slice.len() < ids.len() {
@@ -207,7 +232,9 @@ pub async fn list_updates(ctx: &RequestContext, input: Value) -> Result<Value, A
 }
 
 /// The EKS layer finished (or failed) an update: record `Successful`/`Failed`; a cluster version update
-/// that succeeded takes the new version, and the cluster returns to `ACTIVE` either way.
+/// that succeeded takes the new version, and the cluster returns to `ACTIVE` either way; an add-on
+/// update returns the add-on to `ACTIVE` (or `DEGRADED`). Nodegroup updates end with
+/// `set_nodegroup_status`.
 pub async fn complete_update(
     store: &dyn Store,
     account: &str,
@@ -226,8 +253,22 @@ pub async fn complete_update(
             .await?
             .ok_or_else(|| super::clusters::no_cluster(cluster))?;
         update["status"] = json!(if success { "Successful" } else { "Failed" });
-        let mut ops = vec![resources::put_op(&ukey, &update, Precondition::ModRevision(urev))];
-        if update.get("_nodegroup").is_none() {
+        let mut ops = vec![resources::put_op(
+            &ukey,
+            &update,
+            Precondition::ModRevision(urev),
+        )];
+        if let Some(addon) = update["_addon"].as_str() {
+            let akey = key_in(account, region, "addon", &format!("{cluster}/{addon}"));
+            if let Some((mut a, arev)) = load(store, &akey).await? {
+                a["status"] = json!(if success { "ACTIVE" } else { "DEGRADED" });
+                ops.push(resources::put_op(
+                    &akey,
+                    &a,
+                    Precondition::ModRevision(arev),
+                ));
+            }
+        } else if update.get("_nodegroup").is_none() {
             if success && update["type"] == "VersionUpdate" {
                 for p in update["params"].as_array().into_iter().flatten() {
                     match p["type"].as_str() {
@@ -238,7 +279,11 @@ pub async fn complete_update(
                 }
             }
             c["status"] = json!("ACTIVE");
-            ops.push(resources::put_op(&ckey, &c, Precondition::ModRevision(crev)));
+            ops.push(resources::put_op(
+                &ckey,
+                &c,
+                Precondition::ModRevision(crev),
+            ));
         }
         match resources::commit(store, ops).await {
             Ok(_) => return Ok(()),

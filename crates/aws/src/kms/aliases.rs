@@ -74,14 +74,15 @@ pub async fn create_alias(ctx: &RequestContext, input: Value) -> KmsResult<Value
 }
 
 async fn load(ctx: &RequestContext, name: &str) -> KmsResult<(AliasRecord, skiff_store::Revision)> {
-    if name.strip_prefix("alias/").is_none_or(|r| r.starts_with("aws/")) {
+    if name
+        .strip_prefix("alias/")
+        .is_none_or(|r| r.starts_with("aws/"))
+    {
         check_alias_name(name)?;
     }
     resources::get(&*ctx.store, &alias_key(ctx, name))
         .await?
-        .ok_or_else(|| {
-            KmsError::NotFound(format!("Alias {} is not found.", alias_arn(ctx, name)))
-        })
+        .ok_or_else(|| KmsError::NotFound(format!("Alias {} is not found.", alias_arn(ctx, name))))
 }
 
 #[doc(alias = "UpdateAlias")]
@@ -90,10 +91,19 @@ pub async fn update_alias(ctx: &RequestContext, input: Value) -> KmsResult<Value
     let (mut record, rev) = load(ctx, name).await?;
     record.target_key_id = target(ctx, req_str(&input, "TargetKeyId")?).await?;
     record.updated = now();
-    let op = resources::put_op(&alias_key(ctx, name), &record, Precondition::ModRevision(rev));
+    let op = resources::put_op(
+        &alias_key(ctx, name),
+        &record,
+        Precondition::ModRevision(rev),
+    );
     resources::commit(&*ctx.store, vec![op])
         .await
-        .map_err(|e| KmsError::NotFound(e.map(|e| e.message).unwrap_or_else(|| format!("Alias {} is not found.", record.arn))))?;
+        .map_err(|e| {
+            KmsError::NotFound(
+                e.map(|e| e.message)
+                    .unwrap_or_else(|| format!("Alias {} is not found.", record.arn)),
+            )
+        })?;
     Ok(json!({}))
 }
 
@@ -101,9 +111,12 @@ pub async fn update_alias(ctx: &RequestContext, input: Value) -> KmsResult<Value
 pub async fn delete_alias(ctx: &RequestContext, input: Value) -> KmsResult<Value> {
     let name = req_str(&input, "AliasName")?;
     let (record, _) = load(ctx, name).await?;
-    resources::commit(&*ctx.store, vec![resources::delete_op(&alias_key(ctx, name))])
-        .await
-        .map_err(|_| KmsError::NotFound(format!("Alias {} is not found.", record.arn)))?;
+    resources::commit(
+        &*ctx.store,
+        vec![resources::delete_op(&alias_key(ctx, name))],
+    )
+    .await
+    .map_err(|_| KmsError::NotFound(format!("Alias {} is not found.", record.arn)))?;
     Ok(json!({}))
 }
 

@@ -100,8 +100,22 @@ pub struct KeyRecord {
     pub rotation_enabled: bool,
     pub rotation_period_days: i64,
     pub tags: BTreeMap<String, String>,
-    /// 32 random bytes, base64: the AES-256-GCM key.
+    /// 32 random bytes, base64: the current AES-256-GCM key.
     pub material: String,
+    /// Earlier materials, oldest first, kept so blobs sealed before a rotation still open: a blob's
+    /// generation `g` names `retired_material[g]`, or `material` when `g == retired_material.len()`.
+    #[serde(default)]
+    pub retired_material: Vec<String>,
+    /// `(RotationDate, RotationType)` of each rotation, oldest first.
+    #[serde(default)]
+    pub rotations: Vec<(String, String)>,
+    /// `CUSTOMER`, or `AWS` for the `alias/aws/<service>` keys made on first use.
+    #[serde(default = "customer")]
+    pub manager: String,
+}
+
+fn customer() -> String {
+    "CUSTOMER".into()
 }
 
 impl KeyRecord {
@@ -117,7 +131,7 @@ impl KeyRecord {
             "KeyUsage": self.key_usage,
             "KeyState": self.state,
             "Origin": "AWS_KMS",
-            "KeyManager": "CUSTOMER",
+            "KeyManager": self.manager,
             "CustomerMasterKeySpec": self.key_spec,
             "KeySpec": self.key_spec,
             "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
@@ -128,6 +142,15 @@ impl KeyRecord {
             m["PendingDeletionWindowInDays"] = json!(self.pending_window_days);
         }
         m
+    }
+
+    /// The material of generation `g`, if there is one.
+    pub fn material_of(&self, g: usize) -> Option<&str> {
+        match g.cmp(&self.retired_material.len()) {
+            std::cmp::Ordering::Less => Some(&self.retired_material[g]),
+            std::cmp::Ordering::Equal => Some(&self.material),
+            std::cmp::Ordering::Greater => None,
+        }
     }
 
     /// Usable for cryptographic operations, or the error KMS gives for this state.
@@ -231,6 +254,15 @@ fn lower_camel(member: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `aws/<service>` with a plain service name (`aws/ebs`, `aws/secretsmanager`).
+pub fn is_aws_managed_alias(alias: &str) -> bool {
+    alias.strip_prefix("aws/").is_some_and(|svc| {
+        !svc.is_empty()
+            && svc.len() <= 64
+            && svc.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
 /// Resolve what a caller passed as `KeyId` (key id, key ARN, `alias/name`, alias ARN) to the key record.
 pub async fn resolve(ctx: &RequestContext, key_id: &str) -> KmsResult<(KeyRecord, Revision)> {
     let own_prefix = format!("arn:aws:kms:{}:{}:", ctx.region, ctx.account_id);
@@ -240,15 +272,19 @@ pub async fn resolve(ctx: &RequestContext, key_id: &str) -> KmsResult<(KeyRecord
         return Err(KmsError::NotFound(format!("Invalid arn {key_id}")));
     }
     let id = if let Some(alias) = short.strip_prefix("alias/") {
-        let Some((a, _)) =
-            resources::get::<AliasRecord>(&*ctx.store, &alias_key(ctx, alias)).await?
-        else {
-            return Err(KmsError::NotFound(format!(
-                "Alias {} is not found.",
-                alias_arn(ctx, short)
-            )));
-        };
-        a.target_key_id
+        match resources::get::<AliasRecord>(&*ctx.store, &alias_key(ctx, alias)).await? {
+            Some((a, _)) => a.target_key_id,
+            // AWS makes `alias/aws/<service>` keys the first time a service names them.
+            None if is_aws_managed_alias(alias) => {
+                return super::keys::ensure_aws_managed(ctx, short).await;
+            }
+            None => {
+                return Err(KmsError::NotFound(format!(
+                    "Alias {} is not found.",
+                    alias_arn(ctx, short)
+                )));
+            }
+        }
     } else if let Some(id) = short.strip_prefix("key/") {
         id.to_string()
     } else if key_id.starts_with("arn:") {

@@ -3,7 +3,8 @@
 //! functions other services (Secrets Manager, EKS secrets encryption) call.
 //!
 //! Real AES-256-GCM. The ciphertext blob names its key so Decrypt needs no `KeyId`, as on AWS:
-//! `"SKMS" | 0x01 | key id (36 ASCII bytes) | nonce (12) | ciphertext + tag (16)`. The encryption
+//! `"SKMS" | 0x01 | key id (36 ASCII bytes) | material generation (u32 BE) | nonce (12) |
+//! ciphertext + tag (16)`; the generation lets blobs sealed before a rotation still open. The encryption
 //! context is bound as AAD (its pairs sorted by key, JSON-encoded), so a different context fails
 //! with `InvalidCiphertextException`; the header is bound too, so a blob cannot be re-labelled.
 
@@ -22,7 +23,7 @@ use crate::context::RequestContext;
 const MAGIC: &[u8; 4] = b"SKMS";
 const VERSION: u8 = 1;
 const KEY_ID_LEN: usize = 36;
-const HEADER_LEN: usize = MAGIC.len() + 1 + KEY_ID_LEN;
+const HEADER_LEN: usize = MAGIC.len() + 1 + KEY_ID_LEN + 4;
 
 /// Encrypt `plaintext` under the key `key_id` names (id, ARN or alias), binding `context`.
 /// Returns the ciphertext blob and the key's ARN.
@@ -47,12 +48,21 @@ pub async fn decrypt(
     Ok((pt, key.arn))
 }
 
-fn aead_key(key: &KeyRecord) -> KmsResult<LessSafeKey> {
-    let material = B64
-        .decode(&key.material)
-        .map_err(|_| KmsError::Internal(AwsError::new("KMSInternalException", "corrupt key material").with_status(500)))?;
-    let unbound = UnboundKey::new(&AES_256_GCM, &material)
-        .map_err(|_| KmsError::Internal(AwsError::new("KMSInternalException", "corrupt key material").with_status(500)))?;
+/// The AES key of material generation `generation` (an unknown generation is a forged blob).
+fn aead_key(key: &KeyRecord, generation: usize) -> KmsResult<LessSafeKey> {
+    let material = key
+        .material_of(generation)
+        .ok_or_else(|| KmsError::InvalidCiphertext(String::new()))?;
+    let material = B64.decode(material).map_err(|_| {
+        KmsError::Internal(
+            AwsError::new("KMSInternalException", "corrupt key material").with_status(500),
+        )
+    })?;
+    let unbound = UnboundKey::new(&AES_256_GCM, &material).map_err(|_| {
+        KmsError::Internal(
+            AwsError::new("KMSInternalException", "corrupt key material").with_status(500),
+        )
+    })?;
     Ok(LessSafeKey::new(unbound))
 }
 
@@ -66,21 +76,31 @@ fn aad(header: &[u8], context: &BTreeMap<String, String>) -> Vec<u8> {
     out
 }
 
-fn seal(key: &KeyRecord, plaintext: &[u8], context: &BTreeMap<String, String>) -> KmsResult<Vec<u8>> {
+fn seal(
+    key: &KeyRecord,
+    plaintext: &[u8],
+    context: &BTreeMap<String, String>,
+) -> KmsResult<Vec<u8>> {
     let mut blob = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plaintext.len() + 16);
     blob.extend_from_slice(MAGIC);
     blob.push(VERSION);
     blob.extend_from_slice(key.key_id.as_bytes());
+    let generation = key.retired_material.len();
+    blob.extend_from_slice(&(generation as u32).to_be_bytes());
     let mut nonce = [0u8; NONCE_LEN];
     rand::rng().fill_bytes(&mut nonce);
     let mut sealed = plaintext.to_vec();
-    aead_key(key)?
+    aead_key(key, generation)?
         .seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(aad(&blob, context)),
             &mut sealed,
         )
-        .map_err(|_| KmsError::Internal(AwsError::new("KMSInternalException", "encryption failed").with_status(500)))?;
+        .map_err(|_| {
+            KmsError::Internal(
+                AwsError::new("KMSInternalException", "encryption failed").with_status(500),
+            )
+        })?;
     blob.extend_from_slice(&nonce);
     blob.extend_from_slice(&sealed);
     Ok(blob)
@@ -97,7 +117,12 @@ async fn open(
     if blob.len() < HEADER_LEN + NONCE_LEN + 16 || &blob[..4] != MAGIC || blob[4] != VERSION {
         return Err(invalid());
     }
-    let key_id = std::str::from_utf8(&blob[5..HEADER_LEN]).map_err(|_| invalid())?;
+    let key_id = std::str::from_utf8(&blob[5..5 + KEY_ID_LEN]).map_err(|_| invalid())?;
+    let generation = u32::from_be_bytes(
+        blob[5 + KEY_ID_LEN..HEADER_LEN]
+            .try_into()
+            .map_err(|_| invalid())?,
+    ) as usize;
     if uuid::Uuid::parse_str(key_id).is_err() {
         return Err(invalid());
     }
@@ -120,7 +145,7 @@ async fn open(
         .try_into()
         .map_err(|_| invalid())?;
     let mut data = blob[HEADER_LEN + NONCE_LEN..].to_vec();
-    let plain = aead_key(&key)?
+    let plain = aead_key(&key, generation)?
         .open_in_place(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(aad(header, context)),
@@ -135,9 +160,9 @@ fn context_of(input: &Value, member: &str) -> KmsResult<BTreeMap<String, String>
     let mut out = BTreeMap::new();
     if let Some(map) = input.get(member).and_then(Value::as_object) {
         for (k, v) in map {
-            let v = v.as_str().ok_or_else(|| {
-                KmsError::Validation(format!("{member} values must be strings"))
-            })?;
+            let v = v
+                .as_str()
+                .ok_or_else(|| KmsError::Validation(format!("{member} values must be strings")))?;
             out.insert(k.clone(), v.to_string());
         }
     }
@@ -194,11 +219,14 @@ pub async fn re_encrypt(ctx: &RequestContext, input: Value) -> KmsResult<Value> 
     algorithm(&input, "DestinationEncryptionAlgorithm")?;
     let blob = blob_of(&input, "CiphertextBlob")?;
     let source_context = context_of(&input, "SourceEncryptionContext")?;
-    let (plain, source) =
-        open(ctx, &blob, &source_context, opt_str(&input, "SourceKeyId")).await?;
+    let (plain, source) = open(ctx, &blob, &source_context, opt_str(&input, "SourceKeyId")).await?;
     let (dest, _) = resolve(ctx, req_str(&input, "DestinationKeyId")?).await?;
     dest.usable()?;
-    let out = seal(&dest, &plain, &context_of(&input, "DestinationEncryptionContext")?)?;
+    let out = seal(
+        &dest,
+        &plain,
+        &context_of(&input, "DestinationEncryptionContext")?,
+    )?;
     Ok(json!({
         "CiphertextBlob": B64.encode(out),
         "SourceKeyId": source.arn,

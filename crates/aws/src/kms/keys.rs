@@ -27,7 +27,65 @@ pub async fn create_symmetric_key(
     Ok(create(ctx, &input).await?)
 }
 
+/// The AWS managed key behind `alias/aws/<service>`, made (key and alias in one transaction) on first
+/// use; a concurrent maker wins and its key is returned.
+pub async fn ensure_aws_managed(
+    ctx: &RequestContext,
+    alias: &str,
+) -> KmsResult<(KeyRecord, skiff_store::Revision)> {
+    let service = alias.trim_start_matches("alias/aws/");
+    let input = json!({
+        "Description": format!("Default key that protects my {service} data when no other key is defined"),
+    });
+    let mut record = build(ctx, &input)?;
+    record.manager = "AWS".into();
+    let at = now();
+    let alias_record = super::common::AliasRecord {
+        name: alias.to_string(),
+        arn: super::common::alias_arn(ctx, alias),
+        target_key_id: record.key_id.clone(),
+        created: at.clone(),
+        updated: at,
+    };
+    let ops = vec![
+        resources::put_op(
+            &key_key(ctx, &record.key_id),
+            &record,
+            Precondition::MustNotExist,
+        ),
+        resources::put_op(
+            &super::common::alias_key(ctx, alias),
+            &alias_record,
+            Precondition::MustNotExist,
+        ),
+    ];
+    match resources::commit(&*ctx.store, ops).await {
+        Ok(rev) => Ok((record, rev)),
+        Err(None) => Box::pin(resolve(ctx, alias)).await,
+        Err(Some(e)) => Err(e.into()),
+    }
+}
+
 async fn create(ctx: &RequestContext, input: &Value) -> KmsResult<KeyRecord> {
+    let record = build(ctx, input)?;
+    let op = resources::put_op(
+        &key_key(ctx, &record.key_id),
+        &record,
+        Precondition::MustNotExist,
+    );
+    resources::commit(&*ctx.store, vec![op])
+        .await
+        .map_err(|e| {
+            KmsError::Internal(e.unwrap_or_else(|| {
+                skiff_aws_model::AwsError::new("KMSInternalException", "key id collision")
+                    .with_status(500)
+            }))
+        })?;
+    Ok(record)
+}
+
+/// A new key record (not stored) from CreateKey's input.
+fn build(ctx: &RequestContext, input: &Value) -> KmsResult<KeyRecord> {
     let spec = opt_str(input, "KeySpec")
         .or_else(|| opt_str(input, "CustomerMasterKeySpec"))
         .unwrap_or("SYMMETRIC_DEFAULT");
@@ -64,7 +122,9 @@ async fn create(ctx: &RequestContext, input: &Value) -> KmsResult<KeyRecord> {
         key_id,
         account: ctx.account_id.clone(),
         created: now(),
-        description: opt_str(input, "Description").unwrap_or_default().to_string(),
+        description: opt_str(input, "Description")
+            .unwrap_or_default()
+            .to_string(),
         key_usage: usage.to_string(),
         key_spec: spec.to_string(),
         state: "Enabled".into(),
@@ -75,15 +135,10 @@ async fn create(ctx: &RequestContext, input: &Value) -> KmsResult<KeyRecord> {
         rotation_period_days: 365,
         tags: tags::from_input(input)?,
         material: B64.encode(material),
+        retired_material: Vec::new(),
+        rotations: Vec::new(),
+        manager: "CUSTOMER".into(),
     };
-    let op = resources::put_op(
-        &key_key(ctx, &record.key_id),
-        &record,
-        Precondition::MustNotExist,
-    );
-    resources::commit(&*ctx.store, vec![op])
-        .await
-        .map_err(|e| KmsError::Internal(e.unwrap_or_else(|| skiff_aws_model::AwsError::new("KMSInternalException", "key id collision").with_status(500))))?;
     Ok(record)
 }
 
@@ -107,7 +162,7 @@ pub async fn list_keys(ctx: &RequestContext, input: Value) -> KmsResult<Value> {
         .iter()
         .map(|k| json!({"KeyId": k.key_id, "KeyArn": k.arn}))
         .collect();
-    let (items, next) = page(&entries, &input, 1000)?;
+    let (items, next) = page(&entries, &input, 100)?;
     Ok(paged(json!({ "Keys": items }), next))
 }
 

@@ -60,6 +60,8 @@ pub async fn dispatch(
         "GetKeyRotationStatus" => p::get_key_rotation_status(ctx, input).await,
         "EnableKeyRotation" => p::enable_key_rotation(ctx, input).await,
         "DisableKeyRotation" => p::disable_key_rotation(ctx, input).await,
+        "RotateKeyOnDemand" => p::rotate_key_on_demand(ctx, input).await,
+        "ListKeyRotations" => p::list_key_rotations(ctx, input).await,
         // tags.rs
         "TagResource" => t::tag_resource(ctx, input).await,
         "UntagResource" => t::untag_resource(ctx, input).await,

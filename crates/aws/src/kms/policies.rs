@@ -1,10 +1,17 @@
 //! Key policies and rotation: GetKeyPolicy, PutKeyPolicy, ListKeyPolicies, GetKeyRotationStatus,
-//! EnableKeyRotation, DisableKeyRotation. A key has exactly one policy, named `default`.
+//! EnableKeyRotation, DisableKeyRotation, RotateKeyOnDemand, ListKeyRotations. A key has exactly one
+//! policy, named `default`. Rotation makes new material for new blobs and keeps the old material
+//! for decrypting, as KMS does.
 
 use serde_json::{Value, json};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use rand::RngCore;
+
 use super::common::{
-    KmsError, KmsResult, check_policy, opt_i64, opt_str, req_str, resolve, save_key,
+    KmsError, KmsResult, check_policy, now, opt_i64, opt_str, page, paged, req_str, resolve,
+    save_key,
 };
 use crate::context::RequestContext;
 
@@ -75,4 +82,31 @@ pub async fn disable_key_rotation(ctx: &RequestContext, input: Value) -> KmsResu
     key.rotation_enabled = false;
     save_key(ctx, &key, rev).await?;
     Ok(json!({}))
+}
+
+#[doc(alias = "RotateKeyOnDemand")]
+pub async fn rotate_key_on_demand(ctx: &RequestContext, input: Value) -> KmsResult<Value> {
+    let (mut key, rev) = resolve(ctx, req_str(&input, "KeyId")?).await?;
+    key.usable()?;
+    let mut fresh = [0u8; 32];
+    rand::rng().fill_bytes(&mut fresh);
+    let old = std::mem::replace(&mut key.material, B64.encode(fresh));
+    key.retired_material.push(old);
+    key.rotations.push((now(), "ON_DEMAND".into()));
+    save_key(ctx, &key, rev).await?;
+    Ok(json!({ "KeyId": key.key_id }))
+}
+
+#[doc(alias = "ListKeyRotations")]
+pub async fn list_key_rotations(ctx: &RequestContext, input: Value) -> KmsResult<Value> {
+    let (key, _) = resolve(ctx, req_str(&input, "KeyId")?).await?;
+    let entries: Vec<Value> = key
+        .rotations
+        .iter()
+        .map(
+            |(date, kind)| json!({"KeyId": key.key_id, "RotationDate": date, "RotationType": kind}),
+        )
+        .collect();
+    let (items, next) = page(&entries, &input, 100)?;
+    Ok(paged(json!({ "Rotations": items }), next))
 }

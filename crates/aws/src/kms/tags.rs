@@ -12,10 +12,14 @@ pub fn from_input(input: &Value) -> KmsResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for t in input["Tags"].as_array().into_iter().flatten() {
         let (Some(k), Some(v)) = (t["TagKey"].as_str(), t["TagValue"].as_str()) else {
-            return Err(KmsError::Tag("Tags must have a TagKey and a TagValue".into()));
+            return Err(KmsError::Tag(
+                "Tags must have a TagKey and a TagValue".into(),
+            ));
         };
         if k.starts_with("aws:") {
-            return Err(KmsError::Tag("Tags beginning with aws: are reserved".into()));
+            return Err(KmsError::Tag(
+                "Tags beginning with aws: are reserved".into(),
+            ));
         }
         out.insert(k.to_string(), v.to_string());
     }

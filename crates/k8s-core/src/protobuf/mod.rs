@@ -15,8 +15,8 @@
 //! JSON shape rules, chosen to match what Go's `encoding/json` emits for the same object:
 //! - well-known types: `resource.Quantity` → its string; `meta/v1.Time` → RFC 3339 seconds,
 //!   `MicroTime` → with microseconds (an empty one is Go's zero time → `null`, as kubectl's JSON has
-//!   `creationTimestamp: null`); `Duration` → Go
-//!   duration string (`1h0m0s`); `intstr.IntOrString` → number or string; `runtime.RawExtension`,
+//!   `creationTimestamp: null`); `Duration` → Go duration string (`1h0m0s`); `intstr.IntOrString` →
+//!   number or string; `runtime.RawExtension`,
 //!   `FieldsV1` and apiextensions `JSON` → the embedded JSON; `JSONSchemaPropsOr{Bool,Array,StringArray}`
 //!   → the schema, or the bool / array they carry instead;
 //! - `bytes` → base64 (Secret `data`); maps (repeated key 1 / value 2 entries) → objects;
@@ -45,9 +45,9 @@ pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
 /// Nesting bound: real objects stay far below (a Pod is ~8 deep); hostile bodies stop here.
 const MAX_DEPTH: usize = 64;
 
-/// Why a protobuf body could not be turned into JSON. The API server answers all of these with a 400
-/// `BadRequest` Status except [`ProtobufError::UnknownKind`], which upstream reports as a decode error too
-/// (`no kind "X" is registered for version "v"`).
+/// Why a protobuf body could not be turned into JSON. Every variant is a client error: the API server
+/// answers it with a 400 `BadRequest` Status carrying this message (upstream reports an unregistered
+/// kind the same way, `no kind "X" is registered for version "v"`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtobufError {
     #[error(

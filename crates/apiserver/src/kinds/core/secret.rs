@@ -136,7 +136,7 @@ mod tests {
         assert!(st.validate(&sec).is_empty());
         assert_eq!(
             st.row(&sec, jiff::Timestamp::now())[1..3],
-            [json!("Opaque"), json!(1)]
+            [json!("Opaque"), json!(2)]
         );
         assert_eq!(st.field_value(&sec, "type").as_deref(), Some("Opaque"));
         let tls = json!({"type": "kubernetes.io/tls", "data": {"tls.crt": ""}});
