@@ -316,6 +316,9 @@ mod tests {
             30000..=32767,
         )
         .unwrap();
+        crate::registry::namespace_lifecycle::ensure_system_namespaces(&reg)
+            .await
+            .unwrap();
         (
             RegistryClient::new(
                 Arc::new(reg),
@@ -362,11 +365,7 @@ mod tests {
             .update(&cms(), stale, &WriteOptions::default())
             .await
             .unwrap_err();
-        assert_eq!(
-            e,
-            ApiError::optimistic_lock("", "configmaps", "a"),
-            "{e}"
-        );
+        assert_eq!(e, ApiError::optimistic_lock("", "configmaps", "a"), "{e}");
         let got = c.get(&cms(), "a").await.unwrap();
         assert_eq!(got["data"]["k"], "v");
         let patched = c

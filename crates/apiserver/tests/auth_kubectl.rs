@@ -165,7 +165,10 @@ async fn kubectl_and_curl_through_the_auth_stack() {
     let sa_can_list_pods = async || -> bool {
         let (ok, out, err) = kubectl(&sa_kc, &["auth", "can-i", "list", "pods"]).await;
         // can-i exits 1 on "no"; anything else (an error) prints neither answer.
-        assert!(out == "yes" || out == "no", "can-i as the token: {out} {err}");
+        assert!(
+            out == "yes" || out == "no",
+            "can-i as the token: {out} {err}"
+        );
         assert_eq!(ok, out == "yes");
         ok
     };

@@ -354,7 +354,9 @@ async fn kubectl_with_builtin_kinds_and_openapi() {
 }
 
 fn config_map(data: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\n  namespace: default\ndata:\n{data}")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\n  namespace: default\ndata:\n{data}"
+    )
 }
 
 /// Server-side apply field ownership as kubectl shows it: a second manager changing `.data.x`
@@ -366,7 +368,14 @@ async fn kubectl_server_side_apply_conflicts_and_force() {
     let s = server_with(cfg).await;
     let k = Kubectl::new(&s.base);
     let ssa = |manager: &'static str, force: bool| {
-        let mut a = vec!["apply", "--server-side", "--field-manager", manager, "-f", "-"];
+        let mut a = vec![
+            "apply",
+            "--server-side",
+            "--field-manager",
+            manager,
+            "-f",
+            "-",
+        ];
         if force {
             a.push("--force-conflicts");
         }
@@ -374,7 +383,10 @@ async fn kubectl_server_side_apply_conflicts_and_force() {
     };
 
     let out = k
-        .ok(&ssa("alice", false), Some(&config_map("  x: \"1\"\n  w: \"1\"\n")))
+        .ok(
+            &ssa("alice", false),
+            Some(&config_map("  x: \"1\"\n  w: \"1\"\n")),
+        )
         .await;
     assert_eq!(out.trim(), "configmap/owned serverside-applied");
 

@@ -167,20 +167,46 @@ async fn terraform_stack_applies_plans_clean_and_destroys() {
     let plugin_dir = format!("-plugin-dir={TF_PLUGINS}");
     let (ok, out) = terraform(&dir, &["init", "-input=false", &plugin_dir], &url).await;
     assert!(ok, "terraform init: {out}");
-    let (ok, out) = terraform(&dir, &["apply", "-auto-approve", "-input=false", "-no-color"], &url).await;
+    let (ok, out) = terraform(
+        &dir,
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+        &url,
+    )
+    .await;
     assert!(ok, "terraform apply: {out}");
-    let (ok, out) = terraform(&dir, &["plan", "-detailed-exitcode", "-input=false", "-no-color"], &url).await;
+    let (ok, out) = terraform(
+        &dir,
+        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+        &url,
+    )
+    .await;
     assert!(ok, "plan after apply is not empty: {out}");
     let value = gw
-        .aws(&["secretsmanager", "get-secret-value", "--secret-id", "app/db"])
+        .aws(&[
+            "secretsmanager",
+            "get-secret-value",
+            "--secret-id",
+            "app/db",
+        ])
         .await
         .expect("secret readable");
     assert_eq!(value["SecretString"], "s3cr3t");
-    let (ok, out) = terraform(&dir, &["destroy", "-auto-approve", "-input=false", "-no-color"], &url).await;
+    let (ok, out) = terraform(
+        &dir,
+        &["destroy", "-auto-approve", "-input=false", "-no-color"],
+        &url,
+    )
+    .await;
     assert!(ok, "terraform destroy: {out}");
-    let zones = gw.aws(&["route53", "list-hosted-zones"]).await.expect("zones");
+    let zones = gw
+        .aws(&["route53", "list-hosted-zones"])
+        .await
+        .expect("zones");
     assert_eq!(zones["HostedZones"], serde_json::json!([]));
-    let repos = gw.aws(&["ecr", "describe-repositories"]).await.expect("repos");
+    let repos = gw
+        .aws(&["ecr", "describe-repositories"])
+        .await
+        .expect("repos");
     assert_eq!(repos["repositories"], serde_json::json!([]));
     gw.stop().await;
 }

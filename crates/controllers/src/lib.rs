@@ -4,11 +4,173 @@
 //! Deployments roll ReplicaSets, every namespace gets a `default` ServiceAccount. Controllers write
 //! through the API rules, not around them: every read comes from an informer cache fed by
 //! [`ApiClient::watch`], every write goes through [`ApiClient`] (the API server's registry
-//! in-process), so strategies, admission and resourceVersion checks apply.
+//! in-process, `skiff_apiserver::client::RegistryClient`), so strategies, admission and
+//! resourceVersion checks apply. Garbage collection of dependents is the API server's
+//! (`registry::garbage_collector`), driven by the owner references written here.
 //!
-//! Must not depend on: the API server, AWS crates. Start at [`runtime`] (informer, queue,
-//! reconcile loop), then one file per controller.
+//! Must not depend on: the API server, AWS crates. Start at [`CONTROLLERS`] (the one table),
+//! [`run_all`], then [`runtime`] (informer, queue, reconcile loop), then one file per controller.
 
+pub mod deployment;
 pub mod ownership;
+pub mod replicaset;
 pub mod runtime;
+pub mod service_account;
 pub mod testing;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use skiff_k8s_core::client::{ApiClient, ResourceRef};
+use tokio::sync::watch;
+
+use runtime::Clock;
+use runtime::informer::{Cache, Informer};
+use runtime::queue::WorkQueue;
+use runtime::reconcile::{self, Reconciler};
+
+/// Shared informers, one per resource, handed to each controller's setup so Pods are watched
+/// once however many controllers read them (client-go's `SharedInformerFactory`).
+pub struct Informers {
+    client: Arc<dyn ApiClient>,
+    by_resource: HashMap<String, Informer>,
+}
+
+impl Informers {
+    pub fn new(client: Arc<dyn ApiClient>) -> Self {
+        Self {
+            client,
+            by_resource: HashMap::new(),
+        }
+    }
+
+    /// The informer of `r` (all namespaces), created on first use.
+    pub fn get(&mut self, r: ResourceRef) -> &mut Informer {
+        let key = format!("{}/{}/{}", r.group, r.version, r.resource);
+        let client = self.client.clone();
+        self.by_resource
+            .entry(key)
+            .or_insert_with(|| Informer::new(client, r))
+    }
+
+    pub fn cache(&mut self, r: ResourceRef) -> Cache {
+        self.get(r).cache()
+    }
+
+    /// Starts every informer; resolves once all caches have synced (or shutdown was asked for).
+    pub async fn start(
+        self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut synced = Vec::new();
+        let mut tasks = Vec::new();
+        for (_, inf) in self.by_resource {
+            synced.push(inf.synced());
+            tasks.push(tokio::spawn(inf.run(shutdown.clone())));
+        }
+        for mut s in synced {
+            tokio::select! {
+                _ = s.wait_for(|v| *v) => {}
+                _ = shutdown.wait_for(|v| *v) => break,
+            }
+        }
+        tasks
+    }
+}
+
+/// Registers a controller's informer handlers and builds its reconciler; keys go to the queue.
+pub type Setup =
+    fn(&mut Informers, Arc<dyn ApiClient>, Arc<dyn Clock>, WorkQueue) -> Arc<dyn Reconciler>;
+
+/// One controller: its upstream name, workers, and setup (register informer handlers, build
+/// the reconciler).
+pub struct ControllerSpec {
+    pub name: &'static str,
+    pub workers: usize,
+    pub setup: Setup,
+}
+
+/// The controllers of a cluster, in start order. Upstream's default worker counts (`--concurrent-*-syncs`).
+pub const CONTROLLERS: &[ControllerSpec] = &[
+    ControllerSpec {
+        name: replicaset::NAME,
+        workers: 5,
+        setup: |inf, client, clock, q| {
+            let rs = inf.cache(replicaset::replicasets());
+            let pods = inf.cache(replicaset::pods());
+            let c = replicaset::ReplicaSetController::new(client, rs, pods, clock);
+            inf.get(replicaset::replicasets()).add_handler(Arc::new(
+                replicaset::ReplicaSetController::on_replicaset(q.clone()),
+            ));
+            inf.get(replicaset::pods())
+                .add_handler(Arc::new(c.on_pod(q)));
+            Arc::new(c)
+        },
+    },
+    ControllerSpec {
+        name: deployment::NAME,
+        workers: 5,
+        setup: |inf, client, clock, q| {
+            let ds = inf.cache(deployment::deployments());
+            let rs = inf.cache(replicaset::replicasets());
+            let pods = inf.cache(replicaset::pods());
+            let c = deployment::DeploymentController::new(client, ds, rs, pods, clock);
+            inf.get(deployment::deployments()).add_handler(Arc::new(
+                deployment::DeploymentController::on_deployment(q.clone()),
+            ));
+            inf.get(replicaset::replicasets())
+                .add_handler(Arc::new(c.on_replicaset(q.clone())));
+            inf.get(replicaset::pods())
+                .add_handler(Arc::new(c.on_pod(q)));
+            Arc::new(c)
+        },
+    },
+    ControllerSpec {
+        name: service_account::NAME,
+        workers: 1,
+        setup: |inf, client, _clock, q| {
+            let ns = inf.cache(service_account::namespaces());
+            let sas = inf.cache(service_account::service_accounts());
+            inf.get(service_account::namespaces()).add_handler(Arc::new(
+                service_account::ServiceAccountController::on_namespace(q.clone()),
+            ));
+            inf.get(service_account::service_accounts())
+                .add_handler(Arc::new(
+                    service_account::ServiceAccountController::on_service_account(q),
+                ));
+            Arc::new(service_account::ServiceAccountController::new(
+                client, ns, sas,
+            ))
+        },
+    },
+];
+
+/// Runs every controller in [`CONTROLLERS`] with the wall clock until `shutdown` flips to true.
+pub async fn run_all(client: Arc<dyn ApiClient>, shutdown: watch::Receiver<bool>) {
+    run_with_clock(client, Arc::new(runtime::SystemClock), shutdown).await
+}
+
+/// [`run_all`] with an injected clock.
+pub async fn run_with_clock(
+    client: Arc<dyn ApiClient>,
+    clock: Arc<dyn Clock>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut informers = Informers::new(client.clone());
+    let mut loops = Vec::new();
+    for spec in CONTROLLERS {
+        let q = WorkQueue::new();
+        let r = (spec.setup)(&mut informers, client.clone(), clock.clone(), q.clone());
+        loops.push((r, q, spec.workers));
+    }
+    // Handlers queue keys during the initial list; workers start once every cache is full.
+    let informer_tasks = informers.start(shutdown.clone()).await;
+    let mut tasks: Vec<_> = loops
+        .into_iter()
+        .map(|(r, q, w)| tokio::spawn(reconcile::run(r, q, w, shutdown.clone())))
+        .collect();
+    tasks.extend(informer_tasks);
+    for t in tasks {
+        let _ = t.await;
+    }
+}

@@ -105,7 +105,10 @@ pub async fn claim(
                 refs
             }
         };
-        let adopting = new_refs.len() > c["metadata"]["ownerReferences"].as_array().map_or(0, Vec::len);
+        let adopting = new_refs.len()
+            > c["metadata"]["ownerReferences"]
+                .as_array()
+                .map_or(0, Vec::len);
         let patch = json!({"metadata": {
             "ownerReferences": new_refs,
             "resourceVersion": str_at(&c, "/metadata/resourceVersion"),
@@ -125,8 +128,7 @@ pub async fn claim(
 /// `spec.selector` as a [`Selector`]; an empty selector selects nothing for controllers
 /// (upstream refuses to act on it rather than grab every object in the namespace).
 pub fn selector_of(obj: &Value) -> Result<Selector, String> {
-    let sel =
-        Selector::from_label_selector(obj.pointer("/spec/selector").unwrap_or(&Value::Null))?;
+    let sel = Selector::from_label_selector(obj.pointer("/spec/selector").unwrap_or(&Value::Null))?;
     if sel.is_everything() {
         return Ok(Selector::nothing());
     }

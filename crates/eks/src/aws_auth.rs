@@ -104,11 +104,18 @@ not yaml at all
         let items = parse_map_list(text);
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].scalars["rolearn"], "arn:aws:iam::1:role/a");
-        assert_eq!(items[0].scalars["username"], "system:node:{{EC2PrivateDNSName}}");
+        assert_eq!(
+            items[0].scalars["username"],
+            "system:node:{{EC2PrivateDNSName}}"
+        );
         assert_eq!(items[0].groups, ["system:bootstrappers", "system:nodes"]);
         assert_eq!(items[1].scalars["userarn"], "arn:aws:iam::1:user/b");
         assert_eq!(items[1].groups, ["system:masters", "ops"]);
         assert!(parse_map_list("").is_empty());
-        assert!(parse_map_list("groups:\n- x").iter().all(|i| i.scalars.is_empty()));
+        assert!(
+            parse_map_list("groups:\n- x")
+                .iter()
+                .all(|i| i.scalars.is_empty())
+        );
     }
 }

@@ -40,7 +40,8 @@ impl EksBinding {
     /// account and region (so `skiff kubeconfig prod` works), else `<region>.<account>.<name>`
     /// (EKS names have no dots, so the two forms never collide).
     pub fn plane_name(&self) -> String {
-        if self.account == skiff_aws::credentials::DEFAULT_ACCOUNT_ID && self.region == "us-east-1" {
+        if self.account == skiff_aws::credentials::DEFAULT_ACCOUNT_ID && self.region == "us-east-1"
+        {
             self.name.clone()
         } else {
             format!("{}.{}.{}", self.region, self.account, self.name)

@@ -84,7 +84,12 @@ impl ClusterLifecycle {
                 if let Some((account, region, name)) = parse_cluster_key(&kv.key)
                     && let Ok(record) = serde_json::from_slice::<Value>(&kv.value)
                 {
-                    records.push((account.to_string(), region.to_string(), name.to_string(), record));
+                    records.push((
+                        account.to_string(),
+                        region.to_string(),
+                        name.to_string(),
+                        record,
+                    ));
                 }
             }
             start_after = page.items.last().map(|kv| kv.key.clone());
@@ -163,8 +168,14 @@ impl ClusterLifecycle {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(cluster = %name, error = %e, "EKS cluster reconcile failed");
-                let _ = skiff_aws::eks::set_cluster_status(&*self.store, account, region, name, "FAILED")
-                    .await;
+                let _ = skiff_aws::eks::set_cluster_status(
+                    &*self.store,
+                    account,
+                    region,
+                    name,
+                    "FAILED",
+                )
+                .await;
                 None
             }
         }
@@ -206,7 +217,11 @@ impl ClusterLifecycle {
         );
         // CREATING → ACTIVE; an ACTIVE (or UPDATING) record is only rewritten when the port moved.
         if status == "CREATING" || current != (endpoint.as_str(), ca.as_str()) {
-            let was = if status == "CREATING" { "ACTIVE" } else { status };
+            let was = if status == "CREATING" {
+                "ACTIVE"
+            } else {
+                status
+            };
             skiff_aws::eks::set_cluster_active(&*self.store, account, region, name, &endpoint, &ca)
                 .await
                 .map_err(|e| LifecycleError::Record(e.message))?;
@@ -243,7 +258,10 @@ mod tests {
             parse_cluster_key("/aws/000000000000/us-east-1/eks/cluster/prod"),
             Some(("000000000000", "us-east-1", "prod"))
         );
-        assert_eq!(parse_cluster_key("/aws/0/us-east-1/eks/nodegroup/prod/ng"), None);
+        assert_eq!(
+            parse_cluster_key("/aws/0/us-east-1/eks/nodegroup/prod/ng"),
+            None
+        );
         assert_eq!(parse_cluster_key("/aws/0/us-east-1/eks/cluster/"), None);
         assert_eq!(parse_cluster_key("/aws/0/us-east-1/eks/cluster/a/b"), None);
         assert_eq!(parse_cluster_key("/aws/0/us-east-1/ec2/vpc/vpc-1"), None);

@@ -199,7 +199,8 @@ impl ControlPlanes {
 
     /// Every cluster that should be running at start-up is: `/_skiff/health` may answer 200.
     pub fn mark_started(&self) {
-        self.started.store(true, std::sync::atomic::Ordering::Release);
+        self.started
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Records of the running clusters.
@@ -325,7 +326,10 @@ impl ControlPlanes {
 }
 
 /// Delete every key under `prefix`, `PURGE_BATCH` per transaction.
-async fn purge_prefix(store: &dyn skiff_store::Store, prefix: &str) -> Result<(), ControlPlaneError> {
+async fn purge_prefix(
+    store: &dyn skiff_store::Store,
+    prefix: &str,
+) -> Result<(), ControlPlaneError> {
     loop {
         let page = store
             .list(

@@ -132,7 +132,10 @@ pub fn canonicalize_arn(arn: &str) -> (String, String) {
             && let Some(rest) = resource.strip_prefix("role/")
         {
             let name = rest.rsplit('/').next().unwrap_or(rest);
-            return (format!("arn:{partition}:iam::{account}:role/{name}"), String::new());
+            return (
+                format!("arn:{partition}:iam::{account}:role/{name}"),
+                String::new(),
+            );
         }
     }
     (arn.to_string(), String::new())
@@ -145,7 +148,10 @@ fn unauthorized(msg: impl Into<String>) -> AuthnError {
 /// STS's own wording of a signature failure (STS speaks the query protocol).
 fn sts_failure(e: &skiff_aws_model::sigv4::SigError) -> AuthnError {
     let aws = e.to_aws_error(skiff_aws_model::Protocol::Query);
-    unauthorized(format!("sts getCallerIdentity failed: {}: {}", aws.code, aws.message))
+    unauthorized(format!(
+        "sts getCallerIdentity failed: {}: {}",
+        aws.code, aws.message
+    ))
 }
 
 /// The presigned URL inside a token.
@@ -176,7 +182,10 @@ pub async fn verify_token(
 ) -> Result<AwsIdentity, AuthnError> {
     let url = decode_token(token)?;
     let signed = query_param(&url, "X-Amz-SignedHeaders").unwrap_or_default();
-    if !signed.split(';').any(|h| h.eq_ignore_ascii_case("x-k8s-aws-id")) {
+    if !signed
+        .split(';')
+        .any(|h| h.eq_ignore_ascii_case("x-k8s-aws-id"))
+    {
         return Err(unauthorized(
             "input token was not properly formatted: client did not sign the x-k8s-aws-id header in the pre-signed URL",
         ));
@@ -189,7 +198,9 @@ pub async fn verify_token(
         .ok_or_else(|| unauthorized("input token was not properly formatted: bad X-Amz-Date"))?;
     let age = now.as_second() - signed_at.as_second();
     if age > TOKEN_WINDOW_SECONDS {
-        return Err(unauthorized("X-Amz-Date parameter is expired (15 minute expiration)"));
+        return Err(unauthorized(
+            "X-Amz-Date parameter is expired (15 minute expiration)",
+        ));
     }
     if age < -TOKEN_WINDOW_SECONDS {
         return Err(unauthorized("X-Amz-Date parameter is in the future"));
@@ -264,7 +275,11 @@ fn apply_policies(policies: &Value, m: &mut Mapping) {
             continue;
         };
         if p["accessScope"]["type"].as_str() == Some("namespace") {
-            for ns in p["accessScope"]["namespaces"].as_array().into_iter().flatten() {
+            for ns in p["accessScope"]["namespaces"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 if let Some(ns) = ns.as_str() {
                     m.namespaced.push(format!("{role}:{ns}"));
                 }
@@ -275,8 +290,8 @@ fn apply_policies(policies: &Value, m: &mut Mapping) {
     }
 }
 
-/// The access entry of `canonical_arn` among a cluster's entry records. Associations are read from the
-/// entry's `associatedAccessPolicies` (or private `_associatedAccessPolicies`) member.
+/// The access entry of `canonical_arn` among a cluster's entry records (as
+/// `skiff_aws::eks::list_access_entry_records` returns them, associations in `associatedAccessPolicies`).
 pub fn map_access_entry(entries: &[Value], id: &AwsIdentity) -> Option<Mapping> {
     let entry = entries.iter().find(|e| {
         e["principalArn"]
@@ -298,9 +313,7 @@ pub fn map_access_entry(entries: &[Value], id: &AwsIdentity) -> Option<Mapping> 
             .collect(),
         namespaced: Vec::new(),
     };
-    for member in ["associatedAccessPolicies", "_associatedAccessPolicies"] {
-        apply_policies(&entry[member], &mut m);
-    }
+    apply_policies(&entry["associatedAccessPolicies"], &mut m);
     Some(m)
 }
 
@@ -324,11 +337,7 @@ pub fn map_aws_auth(data: &Value, id: &AwsIdentity) -> Option<Mapping> {
                 .unwrap_or_else(|| default_username(&id.canonical_arn));
             return Some(Mapping {
                 username: render_template(&template, id),
-                groups: item
-                    .groups
-                    .iter()
-                    .map(|g| render_template(g, id))
-                    .collect(),
+                groups: item.groups.iter().map(|g| render_template(g, id)).collect(),
                 namespaced: Vec::new(),
             });
         }
@@ -357,10 +366,12 @@ impl EksTokenAuthenticator {
     /// names it.
     pub async fn map(&self, id: &AwsIdentity) -> Result<Option<Mapping>, AuthnError> {
         let b = &self.binding;
-        let internal = |e: String| unauthorized(format!("reading the cluster's access config: {e}"));
-        let Some(cluster) = skiff_aws::eks::get_cluster(&*self.store, &b.account, &b.region, &b.name)
-            .await
-            .map_err(|e| internal(e.message))?
+        let internal =
+            |e: String| unauthorized(format!("reading the cluster's access config: {e}"));
+        let Some(cluster) =
+            skiff_aws::eks::get_cluster(&*self.store, &b.account, &b.region, &b.name)
+                .await
+                .map_err(|e| internal(e.message))?
         else {
             return Err(unauthorized("the cluster no longer exists"));
         };
@@ -373,26 +384,21 @@ impl EksTokenAuthenticator {
         let api = mode.starts_with("API");
         let config_map = mode.ends_with("CONFIG_MAP");
         if api {
-            let prefix = format!(
-                "/aws/{}/{}/eks/accessentry/{}/",
-                b.account, b.region, b.name
-            );
-            let page = self
-                .store
-                .list(&prefix, skiff_store::ListOptions::default())
-                .await
-                .map_err(|e| internal(e.to_string()))?;
-            let entries: Vec<Value> = page
-                .items
-                .iter()
-                .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
-                .collect();
+            let entries = skiff_aws::eks::list_access_entry_records(
+                &*self.store,
+                &b.account,
+                &b.region,
+                &b.name,
+            )
+            .await
+            .map_err(|e| internal(e.message))?;
             if let Some(m) = map_access_entry(&entries, id) {
                 return Ok(Some(m));
             }
         }
         // The creator is cluster-admin unless CreateCluster turned bootstrap off (any mode).
-        if cluster["accessConfig"]["bootstrapClusterCreatorAdminPermissions"].as_bool() != Some(false)
+        if cluster["accessConfig"]["bootstrapClusterCreatorAdminPermissions"].as_bool()
+            != Some(false)
             && let Some(creator) =
                 skiff_aws::eks::cluster_creator(&*self.store, &b.account, &b.region, &b.name)
                     .await
@@ -406,8 +412,15 @@ impl EksTokenAuthenticator {
             }));
         }
         if config_map {
-            let key = format!("/k8s/{}/core/configmaps/kube-system/aws-auth", self.cluster_id);
-            if let Some(kv) = self.store.get(&key).await.map_err(|e| internal(e.to_string()))?
+            let key = format!(
+                "/k8s/{}/core/configmaps/kube-system/aws-auth",
+                self.cluster_id
+            );
+            if let Some(kv) = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| internal(e.to_string()))?
                 && let Ok(cm) = serde_json::from_slice::<Value>(&kv.value)
                 && let Some(m) = map_aws_auth(&cm["data"], id)
             {
@@ -421,7 +434,13 @@ impl EksTokenAuthenticator {
 #[async_trait::async_trait]
 impl TokenAuthenticator for EksTokenAuthenticator {
     async fn authenticate_token(&self, token: &str) -> Result<Option<UserInfo>, AuthnError> {
-        let id = verify_token(&*self.store, &self.binding.name, token, jiff::Timestamp::now()).await?;
+        let id = verify_token(
+            &*self.store,
+            &self.binding.name,
+            token,
+            jiff::Timestamp::now(),
+        )
+        .await?;
         let Some(m) = self.map(&id).await? else {
             tracing::info!(arn = %id.arn, cluster = %self.binding.name, "EKS token of an unmapped principal");
             return Err(unauthorized(format!(
@@ -510,7 +529,10 @@ mod tests {
     fn assumed_roles_canonicalise_to_the_role() {
         assert_eq!(
             canonicalize_arn("arn:aws:sts::111122223333:assumed-role/dev/alice@corp"),
-            ("arn:aws:iam::111122223333:role/dev".into(), "alice@corp".into())
+            (
+                "arn:aws:iam::111122223333:role/dev".into(),
+                "alice@corp".into()
+            )
         );
         assert_eq!(
             canonicalize_arn("arn:aws:iam::111122223333:role/team/dev").0,
@@ -527,10 +549,15 @@ mod tests {
         let p = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy";
         assert_eq!(cluster_role_for_policy(p), Some("view"));
         assert_eq!(
-            cluster_role_for_policy("arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"),
+            cluster_role_for_policy(
+                "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+            ),
             Some("cluster-admin")
         );
-        assert_eq!(cluster_role_for_policy("arn:aws:iam::aws:policy/ReadOnlyAccess"), None);
+        assert_eq!(
+            cluster_role_for_policy("arn:aws:iam::aws:policy/ReadOnlyAccess"),
+            None
+        );
     }
 
     #[test]
@@ -571,7 +598,10 @@ mod tests {
         assert_eq!(m.groups, vec!["system:bootstrappers", "system:nodes"]);
         let bob = identity("arn:aws:iam::111122223333:user/bob");
         let m = map_aws_auth(&data, &bob).unwrap();
-        assert_eq!((m.username.as_str(), m.groups), ("bob", vec!["system:masters".to_string()]));
+        assert_eq!(
+            (m.username.as_str(), m.groups),
+            ("bob", vec!["system:masters".to_string()])
+        );
         assert!(map_aws_auth(&data, &identity("arn:aws:iam::111122223333:user/eve")).is_none());
     }
 

@@ -35,19 +35,72 @@ fn text(skiff: &Skiff, args: &[&str]) -> String {
 /// VPC, two subnets in two AZs, the cluster role; then `aws eks create-cluster --name <name>`.
 /// Returns the time from the create call to `wait cluster-active` returning.
 fn create_cluster(skiff: &Skiff, name: &str) -> Duration {
-    let vpc = text(skiff, &["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16", "--query", "Vpc.VpcId", "--output", "text"]);
+    let vpc = text(
+        skiff,
+        &[
+            "ec2",
+            "create-vpc",
+            "--cidr-block",
+            "10.0.0.0/16",
+            "--query",
+            "Vpc.VpcId",
+            "--output",
+            "text",
+        ],
+    );
     let mut subnets = Vec::new();
     for (cidr, az) in [("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")] {
-        subnets.push(text(skiff, &["ec2", "create-subnet", "--vpc-id", &vpc, "--cidr-block", cidr,
-            "--availability-zone", az, "--query", "Subnet.SubnetId", "--output", "text"]));
+        subnets.push(text(
+            skiff,
+            &[
+                "ec2",
+                "create-subnet",
+                "--vpc-id",
+                &vpc,
+                "--cidr-block",
+                cidr,
+                "--availability-zone",
+                az,
+                "--query",
+                "Subnet.SubnetId",
+                "--output",
+                "text",
+            ],
+        ));
     }
-    let role = text(skiff, &["iam", "create-role", "--role-name", &format!("{name}-cluster"), "--assume-role-policy-document",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-        "--query", "Role.Arn", "--output", "text"]);
+    let role = text(
+        skiff,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            &format!("{name}-cluster"),
+            "--assume-role-policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+            "--query",
+            "Role.Arn",
+            "--output",
+            "text",
+        ],
+    );
     let start = Instant::now();
-    let status = text(skiff, &["eks", "create-cluster", "--name", name, "--role-arn", &role,
-        "--resources-vpc-config", &format!("subnetIds={},{}", subnets[0], subnets[1]),
-        "--query", "cluster.status", "--output", "text"]);
+    let status = text(
+        skiff,
+        &[
+            "eks",
+            "create-cluster",
+            "--name",
+            name,
+            "--role-arn",
+            &role,
+            "--resources-vpc-config",
+            &format!("subnetIds={},{}", subnets[0], subnets[1]),
+            "--query",
+            "cluster.status",
+            "--output",
+            "text",
+        ],
+    );
     assert_eq!(status, "CREATING");
     ok(skiff.aws(&["eks", "wait", "cluster-active", "--name", name]));
     start.elapsed()
@@ -58,65 +111,280 @@ fn eks_cluster_lifecycle_with_aws_cli_and_kubectl() {
     let mut skiff = Skiff::start(&[]);
     let took = create_cluster(&skiff, "prod");
     // The waiter polls every 30 s: returning at all within 30 s means ACTIVE on its first poll.
-    assert!(took < Duration::from_secs(20), "create → ACTIVE took {took:?}");
-    let endpoint = text(&skiff, &["eks", "describe-cluster", "--name", "prod", "--query", "cluster.endpoint", "--output", "text"]);
+    assert!(
+        took < Duration::from_secs(20),
+        "create → ACTIVE took {took:?}"
+    );
+    let endpoint = text(
+        &skiff,
+        &[
+            "eks",
+            "describe-cluster",
+            "--name",
+            "prod",
+            "--query",
+            "cluster.endpoint",
+            "--output",
+            "text",
+        ],
+    );
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
-    let issuer = text(&skiff, &["eks", "describe-cluster", "--name", "prod", "--query", "cluster.identity.oidc.issuer", "--output", "text"]);
+    let issuer = text(
+        &skiff,
+        &[
+            "eks",
+            "describe-cluster",
+            "--name",
+            "prod",
+            "--query",
+            "cluster.identity.oidc.issuer",
+            "--output",
+            "text",
+        ],
+    );
 
     let kc = skiff.data_dir.join("kubeconfig-prod-eks");
-    ok(skiff.aws(&["eks", "update-kubeconfig", "--name", "prod", "--kubeconfig", kc.to_str().unwrap()]));
-    let ns = ok(kubectl_as(&skiff, &kc, "test", "test", &["get", "ns", "-o", "name"]));
+    ok(skiff.aws(&[
+        "eks",
+        "update-kubeconfig",
+        "--name",
+        "prod",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ]));
+    let ns = ok(kubectl_as(
+        &skiff,
+        &kc,
+        "test",
+        "test",
+        &["get", "ns", "-o", "name"],
+    ));
     assert!(ns.contains("namespace/default"), "{ns}");
-    let who = ok(kubectl_as(&skiff, &kc, "test", "test", &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]));
+    let who = ok(kubectl_as(
+        &skiff,
+        &kc,
+        "test",
+        "test",
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    ));
     assert_eq!(who, "arn:aws:iam::000000000000:root");
 
     // ServiceAccount tokens carry the EKS issuer, and its discovery is on the gateway.
-    let token = ok(kubectl_as(&skiff, &kc, "test", "test", &["create", "token", "default"]));
+    ok(kubectl_as(
+        &skiff,
+        &kc,
+        "test",
+        "test",
+        &["create", "serviceaccount", "app"],
+    ));
+    let token = ok(kubectl_as(
+        &skiff,
+        &kc,
+        "test",
+        "test",
+        &["create", "token", "app"],
+    ));
     let claims = token.trim().split('.').nth(1).unwrap().to_string();
     let claims = String::from_utf8(base64_url_decode(&claims)).unwrap();
-    assert!(claims.contains(&format!("\"iss\":\"{issuer}\"")), "{claims}");
+    assert!(
+        claims.contains(&format!("\"iss\":\"{issuer}\"")),
+        "{claims}"
+    );
     let id = issuer.rsplit('/').next().unwrap();
-    let disc = Command::new("curl").args(["-sf", &format!("{}/_skiff/oidc/us-east-1/id/{id}/.well-known/openid-configuration", skiff.gateway)]).output().unwrap();
+    let disc = Command::new("curl")
+        .args([
+            "-sf",
+            &format!(
+                "{}/_skiff/oidc/us-east-1/id/{id}/.well-known/openid-configuration",
+                skiff.gateway
+            ),
+        ])
+        .output()
+        .unwrap();
     let disc = ok(disc);
     assert!(disc.contains(&issuer), "{disc}");
-    let keys = ok(Command::new("curl").args(["-sf", &format!("{}/_skiff/oidc/us-east-1/id/{id}/keys", skiff.gateway)]).output().unwrap());
+    let keys = ok(Command::new("curl")
+        .args([
+            "-sf",
+            &format!("{}/_skiff/oidc/us-east-1/id/{id}/keys", skiff.gateway),
+        ])
+        .output()
+        .unwrap());
     assert!(keys.contains("\"kty\":\"RSA\""), "{keys}");
 
     // Another IAM user is not mapped: 401.
     ok(skiff.aws(&["iam", "create-user", "--user-name", "bob"]));
-    let key = text(&skiff, &["iam", "create-access-key", "--user-name", "bob", "--query",
-        "[AccessKey.AccessKeyId,AccessKey.SecretAccessKey]", "--output", "text"]);
+    let key = text(
+        &skiff,
+        &[
+            "iam",
+            "create-access-key",
+            "--user-name",
+            "bob",
+            "--query",
+            "[AccessKey.AccessKeyId,AccessKey.SecretAccessKey]",
+            "--output",
+            "text",
+        ],
+    );
     let (bob_id, bob_secret) = key.split_once(char::is_whitespace).unwrap();
     let bob_secret = bob_secret.trim();
-    let err = fails(kubectl_as(&skiff, &kc, bob_id, bob_secret, &["get", "pods"]));
+    let err = fails(kubectl_as(
+        &skiff,
+        &kc,
+        bob_id,
+        bob_secret,
+        &["get", "pods"],
+    ));
     assert!(err.contains("You must be logged in to the server"), "{err}");
     // A wrong secret is refused too.
-    let err = fails(kubectl_as(&skiff, &kc, bob_id, "not-the-secret", &["get", "pods"]));
+    let err = fails(kubectl_as(
+        &skiff,
+        &kc,
+        bob_id,
+        "not-the-secret",
+        &["get", "pods"],
+    ));
     assert!(err.contains("You must be logged in to the server"), "{err}");
 
+    // An access entry with the view policy (cluster scope): read, not write.
+    let bob_arn = "arn:aws:iam::000000000000:user/bob";
+    ok(skiff.aws(&[
+        "eks",
+        "create-access-entry",
+        "--cluster-name",
+        "prod",
+        "--principal-arn",
+        bob_arn,
+    ]));
+    ok(skiff.aws(&[
+        "eks",
+        "associate-access-policy",
+        "--cluster-name",
+        "prod",
+        "--principal-arn",
+        bob_arn,
+        "--policy-arn",
+        "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy",
+        "--access-scope",
+        "type=cluster",
+    ]));
+    ok(kubectl_as(
+        &skiff,
+        &kc,
+        bob_id,
+        bob_secret,
+        &["get", "pods"],
+    ));
+    let err = fails(kubectl_as(
+        &skiff,
+        &kc,
+        bob_id,
+        bob_secret,
+        &["delete", "pod", "web"],
+    ));
+    assert!(err.contains("Forbidden") && err.contains(bob_arn), "{err}");
+    // Edit scoped to one namespace: writes there, nowhere else.
+    ok(kubectl_as(
+        &skiff,
+        &kc,
+        "test",
+        "test",
+        &["create", "namespace", "team"],
+    ));
+    ok(skiff.aws(&[
+        "eks",
+        "associate-access-policy",
+        "--cluster-name",
+        "prod",
+        "--principal-arn",
+        bob_arn,
+        "--policy-arn",
+        "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy",
+        "--access-scope",
+        "type=namespace,namespaces=team",
+    ]));
+    ok(kubectl_as(
+        &skiff,
+        &kc,
+        bob_id,
+        bob_secret,
+        &["create", "configmap", "c", "-n", "team"],
+    ));
+    let err = fails(kubectl_as(
+        &skiff,
+        &kc,
+        bob_id,
+        bob_secret,
+        &["create", "configmap", "c", "-n", "default"],
+    ));
+    assert!(err.to_lowercase().contains("forbidden"), "{err}");
+
     // Restart: the cluster stays ACTIVE, on the same endpoint, with its objects.
-    ok(kubectl_as(&skiff, &kc, "test", "test", &["create", "namespace", "keepme"]));
+    ok(kubectl_as(
+        &skiff,
+        &kc,
+        "test",
+        "test",
+        &["create", "namespace", "keepme"],
+    ));
     skiff.kill9();
     let dir = skiff.data_dir.clone();
     let restarted = Skiff::start_in(&dir, &[]);
-    let status = text(&restarted, &["eks", "describe-cluster", "--name", "prod", "--query", "cluster.status", "--output", "text"]);
+    let status = text(
+        &restarted,
+        &[
+            "eks",
+            "describe-cluster",
+            "--name",
+            "prod",
+            "--query",
+            "cluster.status",
+            "--output",
+            "text",
+        ],
+    );
     assert_eq!(status, "ACTIVE");
-    ok(kubectl_as(&restarted, &kc, "test", "test", &["get", "ns", "keepme"]));
+    ok(kubectl_as(
+        &restarted,
+        &kc,
+        "test",
+        "test",
+        &["get", "ns", "keepme"],
+    ));
 
     // Delete: the API stops answering.
     ok(restarted.aws(&["eks", "delete-cluster", "--name", "prod"]));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let out = kubectl_as(&restarted, &kc, "test", "test", &["get", "ns", "--request-timeout=2s"]);
+        let out = kubectl_as(
+            &restarted,
+            &kc,
+            "test",
+            "test",
+            &["get", "ns", "--request-timeout=2s"],
+        );
         if !out.status.success() {
             break;
         }
-        assert!(Instant::now() < deadline, "the API still answers after delete-cluster");
+        assert!(
+            Instant::now() < deadline,
+            "the API still answers after delete-cluster"
+        );
+        #[allow(clippy::disallowed_methods, reason = "a synchronous test thread, no runtime")]
         std::thread::sleep(Duration::from_millis(100));
     }
     let err = fails(restarted.aws(&["eks", "describe-cluster", "--name", "prod"]));
     assert!(err.contains("ResourceNotFoundException"), "{err}");
-    assert!(!dir.join("clusters/prod").exists(), "cluster files left behind");
+    assert!(
+        !dir.join("clusters/prod").exists(),
+        "cluster files left behind"
+    );
     drop(skiff);
 }
 

@@ -15,7 +15,6 @@ use crate::registry::hooks::HookError;
 use crate::registry::strategy::ResourceInfo;
 
 pub mod access_review;
-pub mod protobuf;
 pub mod self_subject_review;
 pub mod stack;
 pub mod token_controller;

@@ -15,13 +15,13 @@ use skiff_k8s_core::status::ApiError;
 use super::table::{IncludeObject, table, wants_table};
 use super::{Api, Body, Ctx, Reply, not_found_path};
 use crate::registry::hooks::{HookError, HookRequest};
-use skiff_k8s_core::protobuf;
-use skiff_k8s_core::selector::{FieldSelector, Selector};
 use crate::registry::strategy::Strategy;
 use crate::registry::{
     DeleteOptions, DeleteOutcome, FieldValidation, ListOptions, PatchType, Registry, WatchOptions,
     WriteOptions,
 };
+use skiff_k8s_core::protobuf;
+use skiff_k8s_core::selector::{FieldSelector, Selector};
 
 /// Page size used when streaming an unbounded LIST out of the store.
 const STREAM_PAGE: usize = 500;

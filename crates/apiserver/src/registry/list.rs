@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use skiff_k8s_core::status::ApiError;
 use skiff_store::StoreError;
 
-use skiff_k8s_core::selector::{FieldSelector, Selector};
 use super::strategy::Strategy;
 use super::{Registry, decode, store_error};
+use skiff_k8s_core::selector::{FieldSelector, Selector};
 
 /// Upstream text of an expired continue token (410 Expired).
 const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
@@ -289,6 +289,57 @@ mod tests {
         let evil = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(br#"{"v":"meta.k8s.io/v1","rv":3,"start":"../x"}"#);
         assert!(decode_continue(&evil).is_err());
+    }
+
+    /// The selector cases the registry's own parser used to cover, now run through
+    /// `skiff_k8s_core::selector` and the pod strategy's field getter.
+    #[test]
+    fn selectors_filter_with_the_strategys_fields() {
+        let pods = crate::kinds::builtin()
+            .into_iter()
+            .find(|k| k.info().group.is_empty() && k.info().plural == "pods")
+            .unwrap();
+        let pod = serde_json::json!({"metadata": {"name": "a", "namespace": "d",
+            "labels": {"app": "web", "tier": "front", "n": "5"}},
+            "spec": {"nodeName": "n1"}, "status": {"phase": "Pending"}});
+        let sel = |l: &str, f: &str| {
+            matches(
+                &pods,
+                &pod,
+                &Selector::parse(l).unwrap(),
+                &FieldSelector::parse(f).unwrap(),
+            )
+        };
+        for (l, want) in [
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("app in (db,web)", true),
+            ("app notin (db,web)", false),
+            ("tier,!missing", true),
+            ("!tier", false),
+            ("n>4", true),
+            ("n<4", false),
+            ("missing!=x", true),
+            ("", true),
+        ] {
+            assert_eq!(sel(l, "").unwrap(), want, "{l}");
+        }
+        for (f, want) in [
+            ("metadata.name=a,status.phase!=Running", true),
+            ("metadata.namespace=d,spec.nodeName=n1", true),
+            ("spec.nodeName=n2", false),
+            ("spec.nodeName!=n2", true),
+        ] {
+            assert_eq!(sel("", f).unwrap(), want, "{f}");
+        }
+        assert_eq!(
+            sel("", "spec.nope=x").unwrap_err().message(),
+            "field label not supported: spec.nope"
+        );
+        assert!(Selector::parse("app=we b").is_err());
+        assert!(Selector::parse("a in b").is_err());
+        assert!(FieldSelector::parse("nonsense").is_err());
     }
 
     #[test]

@@ -29,8 +29,8 @@ use skiff_store::{KeyValue, Store, StoreError};
 
 pub use list::{ListOptions, ListPage};
 pub use meta::manager_from_user_agent;
-pub use skiff_k8s_core::patch::PatchType;
 pub use scale::scale_of;
+pub use skiff_k8s_core::patch::PatchType;
 pub use watch::{WatchEventOut, WatchOptions, WatchStream};
 pub use write::{DeleteOptions, DeleteOutcome, FieldValidation, WriteOptions, Written};
 

@@ -28,7 +28,9 @@ pub(crate) fn reset_fields(info: &ResourceInfo, subresource: &str, obj: &Value) 
             .as_object()
             .map(|o| {
                 o.keys()
-                    .filter(|k| !matches!(k.as_str(), "status" | "metadata" | "apiVersion" | "kind"))
+                    .filter(|k| {
+                        !matches!(k.as_str(), "status" | "metadata" | "apiVersion" | "kind")
+                    })
                     .cloned()
                     .collect()
             })
@@ -111,9 +113,10 @@ impl Registry {
             return self
                 .update_with(kind, namespace, name, subresource, &apply_opts, |cur| {
                     let resets = reset_fields(info, subresource, cur);
-                    let mut new = with_manager(info, &opts.field_manager, subresource, resets, |who| {
-                        ssa::apply(Some(cur), &patch, schema, who, force)
-                    })?;
+                    let mut new =
+                        with_manager(info, &opts.field_manager, subresource, resets, |who| {
+                            ssa::apply(Some(cur), &patch, schema, who, force)
+                        })?;
                     let m = meta_mut(&mut new);
                     m.insert("name".into(), name.into());
                     m.remove("resourceVersion");

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use skiff_k8s_core::status::{ApiError, FieldError};
 
-use skiff_k8s_core::apply::ManagerInfo;
-use skiff_k8s_core::patch::apply_patch;
-use skiff_k8s_core::selector::Selector;
 use super::strategy::{ResourceInfo, ScalePaths, Strategy};
 use super::write::{WriteOptions, Written};
 use super::{PatchType, Registry};
+use skiff_k8s_core::apply::ManagerInfo;
+use skiff_k8s_core::patch::apply_patch;
+use skiff_k8s_core::selector::Selector;
 
 /// `.spec.replicas` or `/spec/replicas` → JSON pointer.
 fn pointer(path: &str) -> String {

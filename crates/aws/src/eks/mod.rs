@@ -12,9 +12,11 @@ use crate::context::RequestContext;
 pub mod access_entries;
 pub mod addons;
 mod common;
+pub mod fargate_profiles;
 
 pub mod clusters;
 pub mod nodegroups;
+pub mod pod_identity;
 mod tags;
 pub mod updates;
 
@@ -56,6 +58,27 @@ pub async fn dispatch(
             access_entries::list_associated_access_policies(ctx, input).await
         }
         "ListAccessPolicies" => access_entries::list_access_policies(ctx, input).await,
+        // fargate_profiles.rs
+        "CreateFargateProfile" => fargate_profiles::create_fargate_profile(ctx, input).await,
+        "DescribeFargateProfile" => fargate_profiles::describe_fargate_profile(ctx, input).await,
+        "ListFargateProfiles" => fargate_profiles::list_fargate_profiles(ctx, input).await,
+        "DeleteFargateProfile" => fargate_profiles::delete_fargate_profile(ctx, input).await,
+        // pod_identity.rs
+        "CreatePodIdentityAssociation" => {
+            pod_identity::create_pod_identity_association(ctx, input).await
+        }
+        "DescribePodIdentityAssociation" => {
+            pod_identity::describe_pod_identity_association(ctx, input).await
+        }
+        "UpdatePodIdentityAssociation" => {
+            pod_identity::update_pod_identity_association(ctx, input).await
+        }
+        "DeletePodIdentityAssociation" => {
+            pod_identity::delete_pod_identity_association(ctx, input).await
+        }
+        "ListPodIdentityAssociations" => {
+            pod_identity::list_pod_identity_associations(ctx, input).await
+        }
         // updates.rs
         "UpdateClusterVersion" => updates::update_cluster_version(ctx, input).await,
         "UpdateClusterConfig" => updates::update_cluster_config(ctx, input).await,
@@ -74,7 +97,9 @@ pub use addons::{list_addon_records, set_addon_status};
 pub use clusters::{
     DEFAULT_VERSION, cluster_creator, get_cluster, set_cluster_active, set_cluster_status,
 };
+pub use fargate_profiles::{list_fargate_profile_records, set_fargate_profile_status};
 pub use nodegroups::{list_nodegroup_records, set_nodegroup_status};
+pub use pod_identity::list_pod_identity_records;
 pub use updates::complete_update;
 
 #[cfg(test)]

@@ -571,3 +571,92 @@ async fn addons_and_access_entries() {
         "DELETING"
     );
 }
+
+#[tokio::test]
+async fn fargate_profiles_and_pod_identity() {
+    let c = ctx();
+    let (role, subnets) = fixture(&c).await;
+    ok(&c, "CreateCluster", json!({"name": "demo", "roleArn": role, "resourcesVpcConfig": {"subnetIds": [subnets[0], subnets[1]]}})).await;
+    let fp = json!({"clusterName": "demo", "fargateProfileName": "fp", "podExecutionRoleArn": role, "subnets": [subnets[0]],
+        "selectors": [{"namespace": "serverless", "labels": {"app": "x"}}]});
+    assert_eq!(
+        ok(&c, "CreateFargateProfile", fp.clone()).await["fargateProfile"]["status"],
+        "CREATING"
+    );
+    assert_eq!(
+        call(&c, "CreateFargateProfile", fp).await.unwrap_err().code,
+        "ResourceInUseException"
+    );
+    let no_sel = call(&c, "CreateFargateProfile", json!({"clusterName": "demo", "fargateProfileName": "fp2", "podExecutionRoleArn": role, "selectors": []})).await.unwrap_err();
+    assert_eq!(no_sel.code, "InvalidParameterException");
+    assert_eq!(
+        ok(&c, "ListFargateProfiles", json!({"clusterName": "demo"})).await["fargateProfileNames"],
+        json!(["fp"])
+    );
+    let busy = call(&c, "DeleteCluster", json!({"name": "demo"}))
+        .await
+        .unwrap_err();
+    assert_eq!(busy.code, "ResourceInUseException");
+    assert_eq!(
+        ok(
+            &c,
+            "DeleteFargateProfile",
+            json!({"clusterName": "demo", "fargateProfileName": "fp"})
+        )
+        .await["fargateProfile"]["status"],
+        "DELETING"
+    );
+
+    let a = ok(
+        &c,
+        "CreatePodIdentityAssociation",
+        json!({"clusterName": "demo", "namespace": "app", "serviceAccount": "sa", "roleArn": role}),
+    )
+    .await;
+    let id = a["association"]["associationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(id.starts_with("a-") && id.len() == 19, "{id}");
+    let dup = call(
+        &c,
+        "CreatePodIdentityAssociation",
+        json!({"clusterName": "demo", "namespace": "app", "serviceAccount": "sa", "roleArn": role}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(dup.message, format!("Association already exists: {id}"));
+    let l = ok(
+        &c,
+        "ListPodIdentityAssociations",
+        json!({"clusterName": "demo", "namespace": "app"}),
+    )
+    .await;
+    assert_eq!(l["associations"][0]["associationId"], id.as_str());
+    assert_eq!(
+        ok(
+            &c,
+            "ListPodIdentityAssociations",
+            json!({"clusterName": "demo", "namespace": "other"})
+        )
+        .await["associations"],
+        json!([])
+    );
+    ok(
+        &c,
+        "DeletePodIdentityAssociation",
+        json!({"clusterName": "demo", "associationId": id}),
+    )
+    .await;
+    assert_eq!(
+        call(
+            &c,
+            "DescribePodIdentityAssociation",
+            json!({"clusterName": "demo", "associationId": id})
+        )
+        .await
+        .unwrap_err()
+        .code,
+        "ResourceNotFoundException"
+    );
+}

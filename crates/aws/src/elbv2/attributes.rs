@@ -30,6 +30,9 @@ pub fn default_lb_attributes(network: bool) -> Value {
             "access_logs.s3.bucket": "",
             "access_logs.s3.prefix": "",
             "connection_logs.s3.enabled": "false",
+            "health_check_logs.s3.enabled": "false",
+            "health_check_logs.s3.bucket": "",
+            "health_check_logs.s3.prefix": "",
             "connection_logs.s3.bucket": "",
             "connection_logs.s3.prefix": "",
             "routing.http.desync_mitigation_mode": "defensive",
@@ -46,6 +49,35 @@ pub fn default_lb_attributes(network: bool) -> Value {
 }
 
 pub fn default_tg_attributes(protocol: &str, target_type: &str) -> Value {
+    let mut attrs = tg_protocol_attributes(protocol, target_type);
+    // Every target group kind reports the health-failover thresholds.
+    for (k, v) in [
+        (
+            "target_group_health.dns_failover.minimum_healthy_targets.count",
+            "1",
+        ),
+        (
+            "target_group_health.dns_failover.minimum_healthy_targets.percentage",
+            "off",
+        ),
+        (
+            "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
+            "1",
+        ),
+        (
+            "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+            "off",
+        ),
+    ] {
+        attrs[k] = json!(v);
+    }
+    if target_type == "lambda" {
+        attrs["lambda.multi_value_headers.enabled"] = json!("false");
+    }
+    attrs
+}
+
+fn tg_protocol_attributes(protocol: &str, target_type: &str) -> Value {
     match protocol {
         "TCP" | "TLS" | "UDP" | "TCP_UDP" => json!({
             "deregistration_delay.timeout_seconds": "300",

@@ -342,6 +342,76 @@ async fn nlb_has_its_own_dns_zone_and_protocols() {
     assert_eq!(tcp["TargetGroups"][0]["HealthCheckProtocol"], "TCP");
     ok(&c, "CreateListener", json!({"LoadBalancerArn": lb["LoadBalancerArn"], "Protocol": "TCP", "Port": 80,
         "DefaultActions": [{"Type": "forward", "TargetGroupArn": tcp["TargetGroups"][0]["TargetGroupArn"]}]})).await;
+    // A zero deregistration delay: a deregistered target is gone at once instead of draining.
+    let tcp_arn = tcp["TargetGroups"][0]["TargetGroupArn"].clone();
+    let attrs = ok(
+        &c,
+        "ModifyTargetGroupAttributes",
+        json!({"TargetGroupArn": tcp_arn,
+        "Attributes": [{"Key": "deregistration_delay.timeout_seconds", "Value": "0"}]}),
+    )
+    .await;
+    assert_eq!(
+        attrs["Attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["Key"] == "deregistration_delay.timeout_seconds")
+            .unwrap()["Value"],
+        "0"
+    );
+    let bad = call(
+        &c,
+        "ModifyTargetGroupAttributes",
+        json!({"TargetGroupArn": tcp_arn,
+        "Attributes": [{"Key": "stickiness.enabled", "Value": "maybe"}]}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad.code, "ValidationError");
+    ok(
+        &c,
+        "RegisterTargets",
+        json!({"TargetGroupArn": tcp_arn, "Targets": [{"Id": "10.0.1.50"}]}),
+    )
+    .await;
+    let bad_ip = call(
+        &c,
+        "RegisterTargets",
+        json!({"TargetGroupArn": tcp_arn, "Targets": [{"Id": "i-0123"}]}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad_ip.code, "InvalidTarget");
+    ok(
+        &c,
+        "DeregisterTargets",
+        json!({"TargetGroupArn": tcp_arn, "Targets": [{"Id": "10.0.1.50"}]}),
+    )
+    .await;
+    let h = ok(
+        &c,
+        "DescribeTargetHealth",
+        json!({"TargetGroupArn": tcp_arn}),
+    )
+    .await;
+    assert_eq!(h["TargetHealthDescriptions"], json!([]));
+    let l = ok(
+        &c,
+        "DescribeListeners",
+        json!({"LoadBalancerArn": lb["LoadBalancerArn"]}),
+    )
+    .await;
+    let la = ok(
+        &c,
+        "DescribeListenerAttributes",
+        json!({"ListenerArn": l["Listeners"][0]["ListenerArn"]}),
+    )
+    .await;
+    assert_eq!(
+        la["Attributes"],
+        json!([{"Key": "tcp.idle_timeout.seconds", "Value": "350"}])
+    );
     let dup_tg = call(
         &c,
         "CreateTargetGroup",

@@ -40,8 +40,7 @@ impl Expectations {
         match self.lock().get(owner) {
             None => true,
             Some(e) => {
-                (e.adds <= 0 && e.deletes.is_empty())
-                    || self.clock.now().duration_since(e.at) > TTL
+                (e.adds <= 0 && e.deletes.is_empty()) || self.clock.now().duration_since(e.at) > TTL
             }
         }
     }

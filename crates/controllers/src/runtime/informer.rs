@@ -261,7 +261,10 @@ mod tests {
         let fake = Arc::new(FakeClient::default());
         let cms = ResourceRef::new("", "v1", "configmaps");
         fake.seed(&cms, json!({"metadata": {"name": "a", "namespace": "n"}}));
-        fake.seed(&cms, json!({"metadata": {"name": "gone", "namespace": "n"}}));
+        fake.seed(
+            &cms,
+            json!({"metadata": {"name": "gone", "namespace": "n"}}),
+        );
         let mut inf = Informer::new(fake.clone(), cms.clone());
         inf.retry_delay = Duration::from_millis(1);
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -295,7 +298,10 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert!(fake.watch_calls() >= 2, "relisted and rewatched after the 410");
+        assert!(
+            fake.watch_calls() >= 2,
+            "relisted and rewatched after the 410"
+        );
         // The relist is the truth: "b" never reached the server's list, "gone" is still there.
         assert_eq!(cache.get("n/a").unwrap()["apiVersion"], "v1");
         assert!(cache.get("n/b").is_none());

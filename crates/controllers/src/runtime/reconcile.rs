@@ -112,7 +112,11 @@ mod tests {
         let task = tokio::spawn(run(r.clone(), q.clone(), 2, rx));
         q.add("ns/a");
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(r.calls.lock().unwrap().len(), 2, "retried after the conflict");
+        assert_eq!(
+            r.calls.lock().unwrap().len(),
+            2,
+            "retried after the conflict"
+        );
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(r.calls.lock().unwrap().len(), 3, "requeued after 10s");
         tokio::time::sleep(Duration::from_secs(100)).await;

@@ -1,6 +1,9 @@
 //! Test kit for end-to-end tests: start the real `skiff` binary on free loopback ports with a fresh data
 //! dir, wait until it is healthy, and drive the real clients (kubectl, aws CLI) against it.
-#![allow(dead_code, reason = "each test binary uses a different part of the kit")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the kit"
+)]
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -17,7 +20,11 @@ pub struct Skiff {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Skiff {
@@ -47,7 +54,12 @@ impl Skiff {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let child = cmd.spawn().expect("spawn skiff");
-        let mut s = Skiff { child, data_dir: data_dir.to_path_buf(), gateway: format!("http://{listen}"), _tmp: None };
+        let mut s = Skiff {
+            child,
+            data_dir: data_dir.to_path_buf(),
+            gateway: format!("http://{listen}"),
+            _tmp: None,
+        };
         s.wait_healthy(Duration::from_secs(60));
         s
     }
@@ -64,14 +76,25 @@ impl Skiff {
                 panic!("skiff exited early ({status}):\n{err}");
             }
             let out = Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2"])
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--max-time",
+                    "2",
+                ])
                 .arg(format!("{}/_skiff/health", self.gateway))
                 .output()
                 .expect("curl is installed");
             if String::from_utf8_lossy(&out.stdout) == "200" {
                 return;
             }
-            assert!(start.elapsed() < timeout, "skiff did not become healthy in {timeout:?}");
+            assert!(
+                start.elapsed() < timeout,
+                "skiff did not become healthy in {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -83,7 +106,11 @@ impl Skiff {
             .arg(&self.data_dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "skiff kubeconfig failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "skiff kubeconfig failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let path = self.data_dir.join(format!("kubeconfig-{cluster}"));
         std::fs::write(&path, &out.stdout).unwrap();
         path
