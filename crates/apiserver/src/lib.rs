@@ -14,9 +14,9 @@
 
 pub mod admission;
 pub mod auth_apis;
-pub mod client;
 pub mod authn;
 pub mod authz;
+pub mod client;
 pub mod http;
 pub mod kinds;
 pub mod openapi;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use skiff_apiserver::auth_apis::stack::AuthStack;
 use skiff_apiserver::auth_apis::token_controller::run_token_controller;
 use skiff_apiserver::authz::aggregation::run_aggregation_controller;
+use skiff_apiserver::client::RegistryClient;
 use skiff_apiserver::pki::ClusterPki;
 use skiff_apiserver::server::{ClusterApiConfig, RunningApi, TlsConfig};
 use skiff_store::Store;
@@ -53,6 +54,8 @@ struct RunningCluster {
     ca_pem: String,
     api: RunningApi,
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Tells the controllers (kube-controller-manager's share) to stop.
+    stop_controllers: tokio::sync::watch::Sender<bool>,
 }
 
 /// Every running control plane of this process.
@@ -174,6 +177,7 @@ impl ControlPlanes {
         let stopped = self.running.lock().await.remove(name);
         let record = match stopped {
             Some(cluster) => {
+                let _ = cluster.stop_controllers.send(true);
                 for t in &cluster.background {
                     t.abort();
                 }
@@ -217,6 +221,7 @@ impl ControlPlanes {
     pub async fn shutdown(&self) {
         let mut running = self.running.lock().await;
         for (_, cluster) in std::mem::take(&mut *running) {
+            let _ = cluster.stop_controllers.send(true);
             for t in &cluster.background {
                 t.abort();
             }
@@ -303,7 +308,17 @@ impl ControlPlanes {
         let api = skiff_apiserver::server::start(store.clone(), cfg)
             .await
             .map_err(|e| ControlPlaneError::Start(e.to_string()))?;
+        // Controllers write through the registry (strategies, admission, resourceVersion checks).
+        let (stop_controllers, controllers_stopped) = tokio::sync::watch::channel(false);
+        let controller_client = Arc::new(RegistryClient::new(
+            api.registry.clone(),
+            "system:kube-controller-manager",
+        ));
         let background = vec![
+            tokio::spawn(skiff_controllers::run_all(
+                controller_client,
+                controllers_stopped,
+            )),
             tokio::spawn(run_token_controller(store.clone(), id.clone(), pki.clone())),
             tokio::spawn(run_aggregation_controller(
                 store.clone(),
@@ -319,6 +334,7 @@ impl ControlPlanes {
                 ca_pem: pki.ca_cert_pem.clone(),
                 api,
                 background,
+                stop_controllers,
             },
         );
         Ok(record)

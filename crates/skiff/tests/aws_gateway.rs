@@ -7,14 +7,46 @@ use support::{Skiff, fails, ok};
 #[test]
 fn caller_identity_vpc_and_subnet_with_the_aws_cli() {
     let skiff = Skiff::start(&[]);
-    let who = ok(skiff.aws(&["sts", "get-caller-identity", "--query", "Arn", "--output", "text"]));
+    let who = ok(skiff.aws(&[
+        "sts",
+        "get-caller-identity",
+        "--query",
+        "Arn",
+        "--output",
+        "text",
+    ]));
     assert_eq!(who.trim(), "arn:aws:iam::000000000000:root");
 
-    let vpc = ok(skiff.aws(&["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16", "--query", "Vpc.VpcId", "--output", "text"]));
+    let vpc = ok(skiff.aws(&[
+        "ec2",
+        "create-vpc",
+        "--cidr-block",
+        "10.0.0.0/16",
+        "--query",
+        "Vpc.VpcId",
+        "--output",
+        "text",
+    ]));
     let vpc = vpc.trim();
     assert!(vpc.starts_with("vpc-") && vpc.len() == 21, "{vpc}");
-    ok(skiff.aws(&["ec2", "create-subnet", "--vpc-id", vpc, "--cidr-block", "10.0.1.0/24", "--availability-zone", "us-east-1a"]));
-    let err = fails(skiff.aws(&["ec2", "create-subnet", "--vpc-id", vpc, "--cidr-block", "10.0.1.0/25"]));
+    ok(skiff.aws(&[
+        "ec2",
+        "create-subnet",
+        "--vpc-id",
+        vpc,
+        "--cidr-block",
+        "10.0.1.0/24",
+        "--availability-zone",
+        "us-east-1a",
+    ]));
+    let err = fails(skiff.aws(&[
+        "ec2",
+        "create-subnet",
+        "--vpc-id",
+        vpc,
+        "--cidr-block",
+        "10.0.1.0/25",
+    ]));
     assert!(err.contains("InvalidSubnet.Conflict"), "{err}");
     let err = fails(skiff.aws(&["ec2", "delete-vpc", "--vpc-id", vpc]));
     assert!(err.contains("DependencyViolation"), "{err}");
@@ -45,7 +77,16 @@ fn aws_resources_survive_kill_9_and_restart() {
     skiff.kill9();
     let dir = skiff.data_dir.clone();
     let restarted = Skiff::start_in(&dir, &[]);
-    let arn = ok(restarted.aws(&["iam", "get-role", "--role-name", "keep-me", "--query", "Role.Arn", "--output", "text"]));
+    let arn = ok(restarted.aws(&[
+        "iam",
+        "get-role",
+        "--role-name",
+        "keep-me",
+        "--query",
+        "Role.Arn",
+        "--output",
+        "text",
+    ]));
     assert_eq!(arn.trim(), "arn:aws:iam::000000000000:role/keep-me");
     drop(skiff);
 }

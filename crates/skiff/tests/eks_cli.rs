@@ -376,7 +376,10 @@ fn eks_cluster_lifecycle_with_aws_cli_and_kubectl() {
             Instant::now() < deadline,
             "the API still answers after delete-cluster"
         );
-        #[allow(clippy::disallowed_methods, reason = "a synchronous test thread, no runtime")]
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a synchronous test thread, no runtime"
+        )]
         std::thread::sleep(Duration::from_millis(100));
     }
     let err = fails(restarted.aws(&["eks", "describe-cluster", "--name", "prod"]));

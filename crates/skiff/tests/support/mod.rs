@@ -95,6 +95,10 @@ impl Skiff {
                 start.elapsed() < timeout,
                 "skiff did not become healthy in {timeout:?}"
             );
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "a plain test thread polling a child process"
+            )]
             std::thread::sleep(Duration::from_millis(50));
         }
     }
