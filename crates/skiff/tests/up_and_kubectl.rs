@@ -122,3 +122,94 @@ fn objects_and_resource_versions_survive_kill_9_and_restart() {
     assert_eq!(rv, rv_after);
     drop(skiff);
 }
+
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a plain test thread polling for controller results"
+)]
+fn seed_manifests_apply_and_their_objects_behave() {
+    let skiff = Skiff::start(&["--demo"]);
+    let kc = skiff.kubeconfig("demo");
+    let scenarios = support::shared_dir().join("scenarios");
+    let namespaces = scenarios.join("namespaces.yaml");
+    let seeds = scenarios.join("seed-manifests.yaml");
+    ok(kubectl(
+        &kc,
+        &[
+            "apply",
+            "-f",
+            namespaces.to_str().unwrap(),
+            "-f",
+            seeds.to_str().unwrap(),
+        ],
+    ));
+
+    // NodePort 30008 is kept, and a second Service asking for it is refused.
+    let port = ok(kubectl(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "myapp-nodeport",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ],
+    ));
+    assert_eq!(port, "30008");
+    let second = skiff.data_dir.join("second.yaml");
+    std::fs::write(
+        &second,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: second-nodeport}\nspec:\n  type: NodePort\n  selector: {app: x}\n  ports: [{port: 80, nodePort: 30008}]\n",
+    )
+    .unwrap();
+    let err = fails(kubectl(&kc, &["apply", "-f", second.to_str().unwrap()]));
+    assert!(err.contains("provided port is already allocated"), "{err}");
+
+    // The ClusterIP comes from the EKS service CIDR.
+    let ip = ok(kubectl(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "myapp-service",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+    ));
+    assert!(ip.starts_with("10.100."), "{ip}");
+
+    // The legacy token Secret is filled in by the token controller.
+    let mut token = String::new();
+    for _ in 0..100 {
+        token = ok(kubectl(
+            &kc,
+            &[
+                "get",
+                "secret",
+                "secret-sa-test-a",
+                "-o",
+                "jsonpath={.data.token}",
+            ],
+        ));
+        if !token.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!token.is_empty(), "secret-sa-test-a has no token");
+
+    // The ReplicaSet controller creates the three pods (Pending until a scheduler exists).
+    let mut pods = String::new();
+    for _ in 0..100 {
+        pods = ok(kubectl(
+            &kc,
+            &["get", "pods", "-l", "app=test-replicaset", "-o", "name"],
+        ));
+        if pods.lines().count() == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(pods.lines().count(), 3, "{pods}");
+}
