@@ -1,71 +1,9 @@
 //! ECR through the real aws CLI against the gateway on 127.0.0.1:0: an IMMUTABLE repository refuses
 //! a second push of the same tag, images list and describe, authorization tokens.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod support;
 
-use serde_json::Value;
-use skiff_aws::gateway::{self, GatewayConfig, RunningGateway};
-use skiff_store::Store;
-
-struct Gw {
-    gw: Option<RunningGateway>,
-    _store: Arc<dyn Store>,
-    dir: PathBuf,
-}
-
-impl Gw {
-    async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("skiff-awsrest-cli-{}", uuid::Uuid::new_v4()));
-        let store = skiff_store::open("embedded", &dir).await.expect("store");
-        let cfg = GatewayConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            ..GatewayConfig::default()
-        };
-        let gw = gateway::serve(store.clone(), cfg).await.expect("gateway");
-        Gw {
-            gw: Some(gw),
-            _store: store,
-            dir,
-        }
-    }
-
-    /// `aws <args>` as the root test credentials; Ok(parsed stdout) or Err(stderr).
-    async fn aws(&self, args: &[&str]) -> Result<Value, String> {
-        let url = format!("http://{}", self.gw.as_ref().expect("running").local_addr);
-        let out = tokio::process::Command::new("aws")
-            .args(["--endpoint-url", &url, "--output", "json"])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_SESSION_TOKEN")
-            .output()
-            .await
-            .expect("aws CLI runs");
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        if text.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&text).map_err(|e| format!("bad JSON {e}: {text}"))
-    }
-
-    async fn stop(mut self) {
-        if let Some(gw) = self.gw.take() {
-            gw.shutdown().await.expect("clean shutdown");
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use support::Gw;
 
 const MANIFEST_1: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":7023,"digest":"sha256:b5b2b2c507a0944348e0303114d8d93aaaa081732b86451d9bce1f432a537bc7"},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":32654,"digest":"sha256:e692418e4cbaf90ca69d05a66403747baa33ee08806650b51fab815ad7fc331f"}]}"#;
 const MANIFEST_2: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":7000,"digest":"sha256:a5b2b2c507a0944348e0303114d8d93aaaa081732b86451d9bce1f432a537bc7"},"layers":[]}"#;
