@@ -97,7 +97,10 @@ async fn curl_status(url: &str, token: &str) -> u16 {
 async fn kubectl_and_curl_through_the_auth_stack() {
     if !have("kubectl") || !have("curl") {
         // CI installs both (.ci/run); there a missing tool is a failure, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "kubectl and curl are required when CI is set");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "kubectl and curl are required when CI is set"
+        );
         eprintln!("skipping: kubectl or curl not installed");
         return;
     }

@@ -558,7 +558,10 @@ fn live_kubectl_configmap() {
         .is_err()
     {
         // CI installs kubectl (.ci/run); there a missing kubectl is a failure, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "kubectl is required when CI is set");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "kubectl is required when CI is set"
+        );
         eprintln!("kubectl not installed; skipping");
         return;
     }
