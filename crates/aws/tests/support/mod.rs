@@ -14,13 +14,13 @@ use skiff_store::Store;
 
 pub struct Gw {
     gw: Option<RunningGateway>,
-    _store: Arc<dyn Store>,
+    pub _store: Arc<dyn Store>,
     dir: PathBuf,
 }
 
 impl Gw {
     pub async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("skiff-awsrest-cli-{}", uuid::Uuid::new_v4()));
+        let dir = std::env::temp_dir().join(format!("skiff-aws-cli-{}", uuid::Uuid::new_v4()));
         let store = skiff_store::open("embedded", &dir).await.expect("store");
         let cfg = GatewayConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -34,11 +34,14 @@ impl Gw {
         }
     }
 
-    /// `aws <args>` as the root test credentials; Ok(parsed stdout) or Err(stderr).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.gw.as_ref().expect("running").local_addr)
+    }
+
+    /// `aws <args>`: Ok(parsed stdout, or the raw text for `--output text`) or Err(stderr).
     pub async fn aws(&self, args: &[&str]) -> Result<Value, String> {
-        let url = format!("http://{}", self.gw.as_ref().expect("running").local_addr);
         let out = tokio::process::Command::new("aws")
-            .args(["--endpoint-url", &url, "--output", "json"])
+            .args(["--endpoint-url", &self.url(), "--output", "json"])
             .args(args)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -60,7 +63,21 @@ impl Gw {
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).map_err(|e| format!("bad JSON {e}: {text}"))
+        Ok(serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.trim().to_string())))
+    }
+
+    pub async fn ok(&self, args: &[&str]) -> Value {
+        match self.aws(args).await {
+            Ok(v) => v,
+            Err(e) => panic!("aws {args:?} failed: {e}"),
+        }
+    }
+
+    pub async fn err(&self, args: &[&str]) -> String {
+        match self.aws(args).await {
+            Ok(v) => panic!("aws {args:?} unexpectedly succeeded: {v}"),
+            Err(e) => e,
+        }
     }
 
     pub async fn stop(mut self) {
@@ -69,4 +86,36 @@ impl Gw {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+pub fn s(v: &Value) -> String {
+    v.as_str().expect("string").to_string()
+}
+
+/// A VPC with subnets in us-east-1a, us-east-1b and us-east-1a again: (vpc, subnets).
+pub async fn network(g: &Gw) -> (String, Vec<String>) {
+    let vpc = s(&g
+        .ok(&["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"])
+        .await["Vpc"]["VpcId"]);
+    let mut subnets = Vec::new();
+    for (cidr, az) in [
+        ("10.0.1.0/24", "us-east-1a"),
+        ("10.0.2.0/24", "us-east-1b"),
+        ("10.0.3.0/24", "us-east-1a"),
+    ] {
+        let out = g
+            .ok(&[
+                "ec2",
+                "create-subnet",
+                "--vpc-id",
+                &vpc,
+                "--cidr-block",
+                cidr,
+                "--availability-zone",
+                az,
+            ])
+            .await;
+        subnets.push(s(&out["Subnet"]["SubnetId"]));
+    }
+    (vpc, subnets)
 }
