@@ -90,6 +90,9 @@ pub struct UpArgs {
     /// Accept any access key as the root user (LocalStack's leniency); signatures are then not checked.
     #[arg(long)]
     pub any_credentials: bool,
+    /// Judge every signed AWS call by the caller's IAM policies (root is always allowed).
+    #[arg(long)]
+    pub enforce_iam: bool,
     /// Create (idempotently) the demo cluster `demo` before serving.
     #[arg(long)]
     pub demo: bool,

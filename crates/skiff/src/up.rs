@@ -41,6 +41,7 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
         GatewayConfig {
             listen: args.listen,
             any_credentials: args.any_credentials,
+            enforce_iam: args.enforce_iam,
             ..GatewayConfig::default()
         },
     );

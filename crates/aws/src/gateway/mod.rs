@@ -9,6 +9,7 @@
 //! serving it with [`serve_router`]; [`serve`] does both for the plain case.
 
 pub mod auth;
+pub mod enforce;
 pub mod health;
 pub mod router;
 
@@ -33,6 +34,8 @@ pub struct GatewayConfig {
     /// Accept any access key as the root of the default account, LocalStack style; stored keys
     /// (IAM/STS-issued) keep their identity and are still verified.
     pub any_credentials: bool,
+    /// `--enforce-iam`: judge every signed call by the caller's IAM policies ([`enforce`]).
+    pub enforce_iam: bool,
     /// Request bodies above this get 413.
     pub body_limit: usize,
 }
@@ -42,6 +45,7 @@ impl Default for GatewayConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 4566)),
             any_credentials: false,
+            enforce_iam: false,
             body_limit: DEFAULT_BODY_LIMIT,
         }
     }

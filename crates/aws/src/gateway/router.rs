@@ -211,6 +211,23 @@ async fn handle(
     };
     let op = decoded.operation;
     tracing::debug!(service = info.name, operation = %op.name, request_id = %request_id, "AWS call");
+    if state.config.enforce_iam
+        && parsed.is_ok()
+        && let Err(err) = super::enforce::authorize(
+            &*ctx.store,
+            &ctx.caller,
+            info.signing_name,
+            &op.name,
+            &decoded.input,
+            &ctx.region,
+        )
+        .await
+    {
+        return into_response(
+            skiff_aws_model::encode_error(model, &err, &request_id),
+            &request_id,
+        );
+    }
     let wire = match crate::dispatch(&ctx, info.signing_name, &op.name, decoded.input).await {
         Ok(output) => skiff_aws_model::encode_output(model, op, &output, &request_id),
         Err(err) => {

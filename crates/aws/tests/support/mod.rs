@@ -20,11 +20,16 @@ pub struct Gw {
 
 impl Gw {
     pub async fn start() -> Self {
+        Self::start_with(GatewayConfig::default()).await
+    }
+
+    /// A gateway with `cfg` (its `listen` is replaced by a free loopback port).
+    pub async fn start_with(cfg: GatewayConfig) -> Self {
         let dir = std::env::temp_dir().join(format!("skiff-aws-cli-{}", uuid::Uuid::new_v4()));
         let store = skiff_store::open("embedded", &dir).await.expect("store");
         let cfg = GatewayConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
-            ..GatewayConfig::default()
+            ..cfg
         };
         let gw = gateway::serve(store.clone(), cfg).await.expect("gateway");
         Gw {
@@ -40,11 +45,16 @@ impl Gw {
 
     /// `aws <args>`: Ok(parsed stdout, or the raw text for `--output text`) or Err(stderr).
     pub async fn aws(&self, args: &[&str]) -> Result<Value, String> {
+        self.aws_as(("test", "test"), args).await
+    }
+
+    /// `aws <args>` signed with another (access key id, secret) pair.
+    pub async fn aws_as(&self, keys: (&str, &str), args: &[&str]) -> Result<Value, String> {
         let out = tokio::process::Command::new("aws")
             .args(["--endpoint-url", &self.url(), "--output", "json"])
             .args(args)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ACCESS_KEY_ID", keys.0)
+            .env("AWS_SECRET_ACCESS_KEY", keys.1)
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
