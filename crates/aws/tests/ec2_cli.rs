@@ -4,92 +4,10 @@
 //! calls the terraform provider makes right after CreateVpc, and a real `terraform apply` / empty
 //! `plan` / `destroy` of a VPC stack (`MAIN_TF`, hashicorp/aws from the local mirror).
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod support;
+use support::{Gw, TF_PLUGINS, s, terraform};
 
 use serde_json::Value;
-use skiff_aws::gateway::{self, GatewayConfig, RunningGateway};
-use skiff_store::Store;
-
-struct Gw {
-    gw: Option<RunningGateway>,
-    _store: Arc<dyn Store>,
-    dir: PathBuf,
-}
-
-impl Gw {
-    async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("skiff-ec2-cli-{}", uuid::Uuid::new_v4()));
-        let store = skiff_store::open("embedded", &dir).await.expect("store");
-        let cfg = GatewayConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            ..GatewayConfig::default()
-        };
-        let gw = gateway::serve(store.clone(), cfg).await.expect("gateway");
-        Gw {
-            gw: Some(gw),
-            _store: store,
-            dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.gw.as_ref().expect("running").local_addr)
-    }
-
-    /// `aws <args>`: Ok(parsed stdout, or the raw text for `--output text`) or Err(stderr).
-    async fn aws(&self, args: &[&str]) -> Result<Value, String> {
-        let out = tokio::process::Command::new("aws")
-            .args(["--endpoint-url", &self.url(), "--output", "json"])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_SESSION_TOKEN")
-            .output()
-            .await
-            .expect("aws CLI runs");
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        if text.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        Ok(serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.trim().to_string())))
-    }
-
-    async fn ok(&self, args: &[&str]) -> Value {
-        match self.aws(args).await {
-            Ok(v) => v,
-            Err(e) => panic!("aws {args:?} failed: {e}"),
-        }
-    }
-
-    async fn err(&self, args: &[&str]) -> String {
-        match self.aws(args).await {
-            Ok(v) => panic!("aws {args:?} unexpectedly succeeded: {v}"),
-            Err(e) => e,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(gw) = self.gw.take() {
-            gw.shutdown().await.expect("clean shutdown");
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn s(v: &Value) -> String {
-    v.as_str().expect("string").to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vpcs_subnets_filters_query_and_errors() {
@@ -559,29 +477,6 @@ resource "aws_volume_attachment" "data" {
 }
 "#;
 
-/// Where the hashicorp/aws provider is mirrored on this machine (`terraform init -plugin-dir`).
-const TF_PLUGINS: &str = "/opt/tf-plugins";
-
-async fn terraform(dir: &std::path::Path, args: &[&str], endpoint: &str) -> (bool, String) {
-    let out = tokio::process::Command::new("terraform")
-        .args(args)
-        .current_dir(dir)
-        .env("TF_VAR_endpoint", endpoint)
-        .env("TF_IN_AUTOMATION", "1")
-        .env("CHECKPOINT_DISABLE", "1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .await
-        .expect("terraform runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 /// A VPC stack as EKS users write it (VPC, public/private subnets, IGW, EIP + NAT, route tables and
 /// associations, security group with inline and standalone rules, launch template): apply, an empty
 /// plan afterwards, destroy, and nothing left behind.
@@ -592,7 +487,7 @@ async fn terraform_vpc_stack_applies_plans_clean_and_destroys() {
         "the terraform AWS provider mirror {TF_PLUGINS} is missing"
     );
     let g = Gw::start().await;
-    let dir = g.dir.join("tf");
+    let dir = g.dir().join("tf");
     std::fs::create_dir_all(&dir).expect("tf dir");
     std::fs::write(dir.join("main.tf"), MAIN_TF).expect("write main.tf");
     let url = g.url();

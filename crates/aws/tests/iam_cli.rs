@@ -2,76 +2,9 @@
 //! directory): roles with trust policies, AWS managed policies, access keys signing requests,
 //! IAM's error codes as the CLI reports them.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod support;
+use support::Gw;
 
-use serde_json::Value;
-use skiff_aws::gateway::{self, GatewayConfig, RunningGateway};
-use skiff_store::Store;
-
-struct Gw {
-    gw: Option<RunningGateway>,
-    _store: Arc<dyn Store>,
-    dir: PathBuf,
-}
-
-impl Gw {
-    async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("skiff-iam-cli-{}", uuid::Uuid::new_v4()));
-        let store = skiff_store::open("embedded", &dir).await.expect("store");
-        let cfg = GatewayConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            ..GatewayConfig::default()
-        };
-        let gw = gateway::serve(store.clone(), cfg).await.expect("gateway");
-        Gw {
-            gw: Some(gw),
-            _store: store,
-            dir,
-        }
-    }
-
-    /// `aws <args>` signed with `key` (+ session token); Ok(parsed stdout) or Err(stderr).
-    async fn aws(&self, key: (&str, &str, Option<&str>), args: &[&str]) -> Result<Value, String> {
-        let url = format!("http://{}", self.gw.as_ref().expect("running").local_addr);
-        let mut cmd = tokio::process::Command::new("aws");
-        cmd.args(["--endpoint-url", &url, "--output", "json"])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", key.0)
-            .env("AWS_SECRET_ACCESS_KEY", key.1)
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL");
-        match key.2 {
-            Some(t) => cmd.env("AWS_SESSION_TOKEN", t),
-            None => cmd.env_remove("AWS_SESSION_TOKEN"),
-        };
-        let out = cmd.output().await.expect("aws CLI runs");
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        if text.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&text).map_err(|e| format!("bad JSON {e}: {text}"))
-    }
-
-    async fn root(&self, args: &[&str]) -> Result<Value, String> {
-        self.aws(("test", "test", None), args).await
-    }
-
-    async fn stop(mut self) {
-        if let Some(gw) = self.gw.take() {
-            gw.shutdown().await.expect("clean shutdown");
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 const ACCOUNT_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}"#;
@@ -80,7 +13,7 @@ const ACCOUNT_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"A
 async fn roles_policies_and_conflicts() {
     let gw = Gw::start().await;
     let role = gw
-        .root(&[
+        .aws(&[
             "iam",
             "create-role",
             "--role-name",
@@ -100,7 +33,7 @@ async fn roles_policies_and_conflicts() {
         "eks.amazonaws.com"
     );
     let policy = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy";
-    gw.root(&[
+    gw.aws(&[
         "iam",
         "attach-role-policy",
         "--role-name",
@@ -111,7 +44,7 @@ async fn roles_policies_and_conflicts() {
     .await
     .expect("attach");
     let attached = gw
-        .root(&[
+        .aws(&[
             "iam",
             "list-attached-role-policies",
             "--role-name",
@@ -123,7 +56,7 @@ async fn roles_policies_and_conflicts() {
 
     // The evaluator behind --enforce-iam, through the API.
     let sim = gw
-        .root(&[
+        .aws(&[
             "iam",
             "simulate-principal-policy",
             "--policy-source-arn",
@@ -138,7 +71,7 @@ async fn roles_policies_and_conflicts() {
     assert_eq!(sim["EvaluationResults"][1]["EvalDecision"], "implicitDeny");
 
     let err = gw
-        .root(&["iam", "delete-role", "--role-name", "eks-cluster"])
+        .aws(&["iam", "delete-role", "--role-name", "eks-cluster"])
         .await
         .expect_err("delete-role refused");
     assert!(
@@ -147,7 +80,7 @@ async fn roles_policies_and_conflicts() {
     );
 
     let err = gw
-        .root(&[
+        .aws(&[
             "iam",
             "create-policy",
             "--policy-name",
@@ -164,7 +97,7 @@ async fn roles_policies_and_conflicts() {
     );
 
     let err = gw
-        .root(&["iam", "get-role", "--role-name", "nope"])
+        .aws(&["iam", "get-role", "--role-name", "nope"])
         .await
         .expect_err("missing");
     assert!(
@@ -173,13 +106,13 @@ async fn roles_policies_and_conflicts() {
     );
 
     let created = gw
-        .root(&["iam", "create-policy", "--policy-name", "s3-read", "--policy-document",
+        .aws(&["iam", "create-policy", "--policy-name", "s3-read", "--policy-document",
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#])
         .await
         .expect("create-policy");
     let arn = created["Policy"]["Arn"].as_str().expect("arn").to_string();
     let version = gw
-        .root(&[
+        .aws(&[
             "iam",
             "get-policy-version",
             "--policy-arn",
@@ -194,12 +127,12 @@ async fn roles_policies_and_conflicts() {
         "s3:GetObject"
     );
     let listed = gw
-        .root(&["iam", "list-policies", "--scope", "Local"])
+        .aws(&["iam", "list-policies", "--scope", "Local"])
         .await
         .expect("list-policies");
     assert_eq!(listed["Policies"][0]["Arn"], arn.as_str());
 
-    gw.root(&[
+    gw.aws(&[
         "iam",
         "detach-role-policy",
         "--role-name",
@@ -209,7 +142,7 @@ async fn roles_policies_and_conflicts() {
     ])
     .await
     .expect("detach");
-    gw.root(&["iam", "delete-role", "--role-name", "eks-cluster"])
+    gw.aws(&["iam", "delete-role", "--role-name", "eks-cluster"])
         .await
         .expect("delete-role");
     gw.stop().await;
@@ -218,11 +151,11 @@ async fn roles_policies_and_conflicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_keys_and_assumed_roles_sign_requests() {
     let gw = Gw::start().await;
-    gw.root(&["iam", "create-user", "--user-name", "alice"])
+    gw.aws(&["iam", "create-user", "--user-name", "alice"])
         .await
         .expect("create-user");
     let key = gw
-        .root(&["iam", "create-access-key", "--user-name", "alice"])
+        .aws(&["iam", "create-access-key", "--user-name", "alice"])
         .await
         .expect("create-access-key");
     let id = key["AccessKey"]["AccessKeyId"]
@@ -234,7 +167,7 @@ async fn access_keys_and_assumed_roles_sign_requests() {
         .expect("secret")
         .to_string();
     let me = gw
-        .aws((&id, &secret, None), &["sts", "get-caller-identity"])
+        .aws_session((&id, &secret, None), &["sts", "get-caller-identity"])
         .await
         .expect("caller identity with the user's key");
     assert_eq!(me["Arn"], "arn:aws:iam::000000000000:user/alice");
@@ -242,7 +175,7 @@ async fn access_keys_and_assumed_roles_sign_requests() {
     assert!(me["UserId"].as_str().expect("user id").starts_with("AIDA"));
 
     let err = gw
-        .root(&["iam", "delete-user", "--user-name", "alice"])
+        .aws(&["iam", "delete-user", "--user-name", "alice"])
         .await
         .expect_err("conflict");
     assert!(
@@ -250,7 +183,7 @@ async fn access_keys_and_assumed_roles_sign_requests() {
         "{err}"
     );
 
-    gw.root(&[
+    gw.aws(&[
         "iam",
         "create-role",
         "--role-name",
@@ -261,7 +194,7 @@ async fn access_keys_and_assumed_roles_sign_requests() {
     .await
     .expect("create-role");
     let assumed = gw
-        .aws(
+        .aws_session(
             (&id, &secret, None),
             &[
                 "sts",
@@ -281,18 +214,18 @@ async fn access_keys_and_assumed_roles_sign_requests() {
         Some(c["SessionToken"].as_str().expect("token")),
     );
     let me = gw
-        .aws(session, &["sts", "get-caller-identity"])
+        .aws_session(session, &["sts", "get-caller-identity"])
         .await
         .expect("session identity");
     assert_eq!(me["Arn"], "arn:aws:sts::000000000000:assumed-role/admin/ci");
     let roles = gw
-        .aws(session, &["iam", "list-roles"])
+        .aws_session(session, &["iam", "list-roles"])
         .await
         .expect("session calls IAM");
     assert_eq!(roles["Roles"][0]["RoleName"], "admin");
 
     let err = gw
-        .aws(
+        .aws_session(
             (&id, &secret, None),
             &[
                 "sts",
@@ -308,7 +241,7 @@ async fn access_keys_and_assumed_roles_sign_requests() {
     assert!(err.contains("(AccessDenied)") && err.contains("User: arn:aws:iam::000000000000:user/alice is not authorized to perform: sts:AssumeRole"), "{err}");
 
     // A deleted key stops signing.
-    gw.root(&[
+    gw.aws(&[
         "iam",
         "delete-access-key",
         "--user-name",
@@ -319,11 +252,11 @@ async fn access_keys_and_assumed_roles_sign_requests() {
     .await
     .expect("delete-access-key");
     assert!(
-        gw.aws((&id, &secret, None), &["sts", "get-caller-identity"])
+        gw.aws_session((&id, &secret, None), &["sts", "get-caller-identity"])
             .await
             .is_err()
     );
-    gw.root(&["iam", "delete-user", "--user-name", "alice"])
+    gw.aws(&["iam", "delete-user", "--user-name", "alice"])
         .await
         .expect("delete-user");
     gw.stop().await;

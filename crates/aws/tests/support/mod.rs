@@ -50,22 +50,32 @@ impl Gw {
 
     /// `aws <args>` signed with another (access key id, secret) pair.
     pub async fn aws_as(&self, keys: (&str, &str), args: &[&str]) -> Result<Value, String> {
-        let out = tokio::process::Command::new("aws")
-            .args(["--endpoint-url", &self.url(), "--output", "json"])
+        self.aws_session((keys.0, keys.1, None), args).await
+    }
+
+    /// `aws <args>` signed with (access key id, secret, session token).
+    pub async fn aws_session(
+        &self,
+        key: (&str, &str, Option<&str>),
+        args: &[&str],
+    ) -> Result<Value, String> {
+        let mut cmd = tokio::process::Command::new("aws");
+        cmd.args(["--endpoint-url", &self.url(), "--output", "json"])
             .args(args)
-            .env("AWS_ACCESS_KEY_ID", keys.0)
-            .env("AWS_SECRET_ACCESS_KEY", keys.1)
+            .env("AWS_ACCESS_KEY_ID", key.0)
+            .env("AWS_SECRET_ACCESS_KEY", key.1)
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_MAX_ATTEMPTS", "1")
             .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_SESSION_TOKEN")
-            .output()
-            .await
-            .expect("aws CLI runs");
+            .env_remove("AWS_ENDPOINT_URL");
+        match key.2 {
+            Some(t) => cmd.env("AWS_SESSION_TOKEN", t),
+            None => cmd.env_remove("AWS_SESSION_TOKEN"),
+        };
+        let out = cmd.output().await.expect("aws CLI runs");
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
@@ -90,12 +100,41 @@ impl Gw {
         }
     }
 
+    /// This gateway's scratch directory (removed by [`Gw::stop`]).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub async fn stop(mut self) {
         if let Some(gw) = self.gw.take() {
             gw.shutdown().await.expect("clean shutdown");
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Where the hashicorp/aws provider is mirrored on this machine (`terraform init -plugin-dir`).
+pub const TF_PLUGINS: &str = "/opt/tf-plugins";
+
+/// `terraform <args>` in `dir` with `var.endpoint` = the gateway: (succeeded, stdout + stderr).
+pub async fn terraform(dir: &std::path::Path, args: &[&str], endpoint: &str) -> (bool, String) {
+    let out = tokio::process::Command::new("terraform")
+        .args(args)
+        .current_dir(dir)
+        .env("TF_VAR_endpoint", endpoint)
+        .env("TF_IN_AUTOMATION", "1")
+        .env("CHECKPOINT_DISABLE", "1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .await
+        .expect("terraform runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 pub fn s(v: &Value) -> String {
