@@ -13,6 +13,7 @@ pub mod access_entries;
 pub mod addons;
 mod common;
 pub mod fargate_profiles;
+pub mod identity_providers;
 
 pub mod clusters;
 pub mod nodegroups;
@@ -80,6 +81,18 @@ pub async fn dispatch(
             pod_identity::list_pod_identity_associations(ctx, input).await
         }
         // updates.rs
+        "AssociateIdentityProviderConfig" => {
+            identity_providers::associate_identity_provider_config(ctx, input).await
+        }
+        "DescribeIdentityProviderConfig" => {
+            identity_providers::describe_identity_provider_config(ctx, input).await
+        }
+        "ListIdentityProviderConfigs" => {
+            identity_providers::list_identity_provider_configs(ctx, input).await
+        }
+        "DisassociateIdentityProviderConfig" => {
+            identity_providers::disassociate_identity_provider_config(ctx, input).await
+        }
         "UpdateClusterVersion" => updates::update_cluster_version(ctx, input).await,
         "UpdateClusterConfig" => updates::update_cluster_config(ctx, input).await,
         "DescribeUpdate" => updates::describe_update(ctx, input).await,
@@ -98,6 +111,7 @@ pub use clusters::{
     DEFAULT_VERSION, cluster_creator, get_cluster, set_cluster_active, set_cluster_status,
 };
 pub use fargate_profiles::{list_fargate_profile_records, set_fargate_profile_status};
+pub use identity_providers::list_identity_provider_records;
 pub use nodegroups::{list_nodegroup_records, set_nodegroup_status};
 pub use pod_identity::list_pod_identity_records;
 pub use updates::complete_update;
