@@ -274,6 +274,33 @@ impl ApiClient for RegistryClient {
         )
     }
 
+    /// `pods/binding` and `pods/eviction`, through the same code as their HTTP routes.
+    async fn create_subresource(
+        &self,
+        r: &ResourceRef,
+        name: &str,
+        subresource: &str,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let kind = self.kind(r)?;
+        let info = kind.info();
+        let ns = r.namespace.as_deref().unwrap_or_default();
+        match (info.group.as_str(), info.plural.as_str(), subresource) {
+            ("", "pods", "binding") => {
+                registry::pod_binding::bind(&self.reg, ns, name, body, opts.dry_run).await
+            }
+            ("", "pods", "eviction") => {
+                registry::eviction::evict(&self.reg, ns, name, body, opts.dry_run).await
+            }
+            _ => Err(ApiError::MethodNotSupported {
+                group: r.group.clone(),
+                resource: format!("{}/{subresource}", r.resource),
+                action: "create".into(),
+            }),
+        }
+    }
+
     async fn watch(&self, r: &ResourceRef, opts: &WatchOptions) -> Result<WatchStream, ApiError> {
         let kind = self.kind(r)?;
         let ropts = registry::WatchOptions {

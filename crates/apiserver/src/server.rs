@@ -1,7 +1,8 @@
 //! Starting one cluster's API server: listener (TLS with optional-but-verified client
 //! certificates, ALPN h2 + http/1.1; or plain HTTP for tests), the registry, the system
-//! namespaces and the `kubernetes` Service, and the in-process controllers that live here for now
-//! (garbage collector, namespace lifecycle).
+//! namespaces, the `kubernetes` Service and the built-in PriorityClasses, the pod subresources
+//! (`binding`, `eviction`), and the in-process controllers that live here for now (garbage
+//! collector, namespace lifecycle).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,11 +17,14 @@ use skiff_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admission::priority;
 use crate::authn::Authenticator;
 use crate::authz::Authorizer;
 use crate::http::Api;
+use crate::registry::eviction::PodEviction;
 use crate::registry::garbage_collector::GarbageCollector;
 use crate::registry::hooks::{CreateOnlyResource, SubresourceHandler};
+use crate::registry::pod_binding::{LegacyBindings, PodBinding};
 use crate::registry::strategy::Strategy;
 use crate::registry::{Registry, WriteOptions, namespace_lifecycle};
 
@@ -150,7 +154,60 @@ async fn bootstrap(reg: &Registry, local_addr: SocketAddr) -> Result<(), ApiErro
             Err(e) => return Err(e),
         }
     }
+    // The built-in PriorityClasses, as kube-apiserver's scheduling post-start hook makes them.
+    if let Some(pc) = reg.kind("scheduling.k8s.io", "priorityclasses") {
+        let opts = WriteOptions {
+            field_manager: "kube-apiserver".into(),
+            ..Default::default()
+        };
+        for obj in priority::system_class_objects() {
+            match reg.create(&pc, None, obj, &opts).await {
+                Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
     Ok(())
+}
+
+/// The configured create-only resources and subresources plus the pod subresources every API
+/// server has (`pods/binding`, `pods/eviction`, the legacy `bindings`), unless the configuration
+/// serves its own under the same name or the kinds have no pods.
+#[allow(
+    clippy::type_complexity,
+    reason = "the two lists the HTTP layer takes, as they are"
+)]
+fn pod_subresources(
+    registry: &Arc<Registry>,
+    cfg: &ClusterApiConfig,
+) -> (
+    Vec<Arc<dyn CreateOnlyResource>>,
+    Vec<Arc<dyn SubresourceHandler>>,
+) {
+    let mut create_only = cfg.create_only.clone();
+    let mut subresources = cfg.subresources.clone();
+    if registry.kind("", "pods").is_none() {
+        return (create_only, subresources);
+    }
+    let ours: [Arc<dyn SubresourceHandler>; 2] = [
+        Arc::new(PodBinding::new(registry.clone())),
+        Arc::new(PodEviction::new(registry.clone())),
+    ];
+    for h in ours {
+        if !subresources
+            .iter()
+            .any(|s| s.parent() == h.parent() && s.subresource() == h.subresource())
+        {
+            subresources.push(h);
+        }
+    }
+    if !create_only
+        .iter()
+        .any(|c| c.info().group.is_empty() && c.info().plural == "bindings")
+    {
+        create_only.push(Arc::new(LegacyBindings::new(registry.clone())));
+    }
+    (create_only, subresources)
 }
 
 /// Starts serving. Returns once the listener is bound and the initial objects exist.
@@ -179,12 +236,13 @@ pub async fn start(store: Arc<dyn Store>, cfg: ClusterApiConfig) -> Result<Runni
     })?;
     bootstrap(&registry, local_addr).await?;
 
+    let (create_only, subresources) = pod_subresources(&registry, &cfg);
     let api = Arc::new(Api {
         registry: registry.clone(),
         authenticators: cfg.authenticators.clone(),
         authorizers: cfg.authorizers.clone(),
-        create_only: cfg.create_only.clone(),
-        subresources: cfg.subresources.clone(),
+        create_only,
+        subresources,
         server_address: local_addr.to_string(),
         version: version_document(&cfg.kubernetes_version),
     });

@@ -11,11 +11,33 @@
 //! Must not depend on: the API server, AWS crates. Start at [`CONTROLLERS`] (the one table),
 //! [`run_all`], then [`runtime`] (informer, queue, reconcile loop), then one file per controller.
 
+pub mod cronjob;
+pub mod cronjob_schedule;
+pub mod daemonset;
+pub mod daemonset_eligibility;
 pub mod deployment;
+pub mod disruption;
+pub mod endpoints;
+pub mod endpoints_pods;
+pub mod endpointslice;
+pub mod horizontal_pod_autoscaler;
+pub mod horizontal_pod_autoscaler_behavior;
+pub mod horizontal_pod_autoscaler_metrics;
+pub mod job;
+pub mod job_indexes;
+pub mod job_mutation_cache;
+pub mod job_pod_failure_policy;
+pub mod node_lifecycle;
+pub mod node_lifecycle_taint_eviction;
 pub mod ownership;
+pub mod pod_gc;
+pub mod pv_binder;
+pub mod pv_binder_protection;
 pub mod replicaset;
 pub mod runtime;
 pub mod service_account;
+pub mod statefulset;
+pub mod statefulset_history;
 pub mod testing;
 
 use std::collections::HashMap;
@@ -142,6 +164,76 @@ pub const CONTROLLERS: &[ControllerSpec] = &[
                 client, ns, sas,
             ))
         },
+    },
+    ControllerSpec {
+        name: job::NAME,
+        workers: 5,
+        setup: job::setup,
+    },
+    ControllerSpec {
+        name: cronjob::NAME,
+        workers: 5,
+        setup: cronjob::setup,
+    },
+    ControllerSpec {
+        name: statefulset::NAME,
+        workers: 5,
+        setup: statefulset::setup,
+    },
+    ControllerSpec {
+        name: endpoints::NAME,
+        workers: 5,
+        setup: endpoints::setup,
+    },
+    ControllerSpec {
+        name: endpointslice::NAME,
+        workers: 5,
+        setup: endpointslice::setup,
+    },
+    ControllerSpec {
+        name: pv_binder::NAME,
+        workers: 1,
+        setup: pv_binder::setup,
+    },
+    ControllerSpec {
+        name: pv_binder_protection::PVC_NAME,
+        workers: 1,
+        setup: pv_binder_protection::setup_pvc,
+    },
+    ControllerSpec {
+        name: pv_binder_protection::PV_NAME,
+        workers: 1,
+        setup: pv_binder_protection::setup_pv,
+    },
+    ControllerSpec {
+        name: node_lifecycle::NAME,
+        workers: 1,
+        setup: node_lifecycle::setup,
+    },
+    ControllerSpec {
+        name: node_lifecycle_taint_eviction::NAME,
+        workers: 1,
+        setup: node_lifecycle_taint_eviction::setup,
+    },
+    ControllerSpec {
+        name: disruption::NAME,
+        workers: 1,
+        setup: disruption::setup,
+    },
+    ControllerSpec {
+        name: horizontal_pod_autoscaler::NAME,
+        workers: 5,
+        setup: horizontal_pod_autoscaler::setup,
+    },
+    ControllerSpec {
+        name: pod_gc::NAME,
+        workers: 1,
+        setup: pod_gc::setup,
+    },
+    ControllerSpec {
+        name: daemonset::NAME,
+        workers: 2,
+        setup: daemonset::setup,
     },
 ];
 

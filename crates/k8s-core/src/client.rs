@@ -227,6 +227,26 @@ pub trait ApiClient: Send + Sync {
     /// `GET ?watch=true`: events after `opts.resource_version`, in revision order.
     async fn watch(&self, r: &ResourceRef, opts: &WatchOptions) -> Result<WatchStream, ApiError>;
 
+    /// `POST …/{name}/{subresource}` for subresources with their own logic: `pods/binding` (the
+    /// scheduler's bind), `pods/eviction` (drains, honouring PodDisruptionBudgets). Returns the
+    /// response body (a `Status` for binding and eviction, as upstream). Implementations that
+    /// serve no such subresource answer 405 `MethodNotSupported`, which is also the default here.
+    async fn create_subresource(
+        &self,
+        r: &ResourceRef,
+        name: &str,
+        subresource: &str,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let _ = (name, body, opts);
+        Err(ApiError::MethodNotSupported {
+            group: r.group.clone(),
+            resource: format!("{}/{subresource}", r.resource),
+            action: "create".into(),
+        })
+    }
+
     /// [`ApiClient::get`] with absence as `None` (reconcilers branch on it constantly).
     async fn get_opt(&self, r: &ResourceRef, name: &str) -> Result<Option<Value>, ApiError> {
         match self.get(r, name).await {

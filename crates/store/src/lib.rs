@@ -13,6 +13,8 @@
 //! ([`EmbeddedStore`] on redb, [`EtcdStore`] on etcd v3); `tests/contract.rs` runs one suite
 //! against each. [`watch`] holds the watch hub (ring of recent events, fan-out, slow-watcher policy)
 //! the embedded backend uses; `txn.rs` holds the op validation and precondition rules both share.
+//! [`RangeStream`] reads a whole prefix at one revision a page at a time (LIST without holding
+//! every object in memory), on any backend.
 
 use std::path::Path;
 use std::pin::Pin;
@@ -191,12 +193,14 @@ pub trait Store: Send + Sync + 'static {
 
 pub mod backend;
 mod key;
+pub mod range;
 mod txn;
 pub mod watch;
 
 pub use backend::embedded::{EmbeddedOptions, EmbeddedStore};
 pub use backend::etcd::{EtcdOptions, EtcdStore};
 pub use key::prefix_end;
+pub use range::RangeStream;
 
 /// Opens the store named by a `--store` spec.
 ///

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use skiff_store::{
     EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, EventKind, ListOptions, Op,
-    Precondition, Revision, Store, StoreError, WatchEvent, WatchStream,
+    Precondition, RangeStream, Revision, Store, StoreError, WatchEvent, WatchStream,
 };
 
 /// A store under test plus whatever must live as long as it (temp dir, etcd process).
@@ -469,6 +469,82 @@ async fn paged_list_is_consistent_while_writes_go_on(s: Arc<dyn Store>) {
     }
 }
 
+/// `RangeStream` reads the whole prefix at the revision of its first page, a page at a time, while
+/// writes go on; a compaction past that revision between pages ends it with `Compacted`.
+async fn range_stream_reads_one_revision_in_pages(s: Arc<dyn Store>) {
+    for i in 0..120 {
+        s.txn(vec![set(&format!("/rs/{i:03}"), "orig")])
+            .await
+            .unwrap();
+    }
+    s.txn(vec![set("/rt/outside", "x")]).await.unwrap();
+    let mut range = RangeStream::open(s.clone(), "/rs/", None, 16)
+        .await
+        .unwrap();
+    let at = range.revision();
+    assert_eq!(at, s.current_revision().await.unwrap());
+    let mut got = Vec::new();
+    let mut pages = 0;
+    while let Some(page) = range.next_page().await.unwrap() {
+        assert!(page.len() <= 16);
+        pages += 1;
+        got.extend(
+            page.into_iter()
+                .map(|kv| (kv.key, kv.value, kv.mod_revision)),
+        );
+        // Churn between pages, on both sides of the cursor.
+        let i = pages * 7;
+        s.txn(vec![
+            delete(&format!("/rs/{i:03}"), Precondition::None),
+            set(&format!("/rs/{:03}", i + 1), "changed"),
+            set(&format!("/rs/{i:03}x"), "new"),
+        ])
+        .await
+        .unwrap();
+    }
+    assert_eq!(pages, 8);
+    let expected: Vec<_> = (0..120).map(|i| format!("/rs/{i:03}")).collect::<Vec<_>>();
+    assert_eq!(
+        got.iter().map(|(k, _, _)| k.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    assert!(
+        got.iter()
+            .all(|(_, v, rev)| &v[..] == b"orig" && *rev <= at)
+    );
+    // The item stream gives the same at the same revision.
+    let items: Vec<_> = RangeStream::open(s.clone(), "/rs/", Some(at), 50)
+        .await
+        .unwrap()
+        .into_stream()
+        .map(|kv| kv.unwrap().key)
+        .collect()
+        .await;
+    assert_eq!(items, expected);
+
+    // Compaction past the revision between two pages.
+    let mut range = RangeStream::open(s.clone(), "/rs/", Some(at), 10)
+        .await
+        .unwrap();
+    range.next_page().await.unwrap().unwrap();
+    let current = s.current_revision().await.unwrap();
+    s.compact(current).await.unwrap();
+    let mut ended = None;
+    for _ in 0..20 {
+        match range.next_page().await {
+            Ok(Some(_)) => continue,
+            other => {
+                ended = Some(other);
+                break;
+            }
+        }
+    }
+    assert!(
+        matches!(ended, Some(Err(StoreError::Compacted { .. }))),
+        "{ended:?}"
+    );
+}
+
 async fn count_follows_creates_and_deletes(s: Arc<dyn Store>) {
     for i in 0..5 {
         s.txn(vec![set(&format!("/k8s/c1/pods/ns1/p{i}"), "v")])
@@ -646,6 +722,7 @@ macro_rules! contract {
                 multi_op_txn_is_atomic,
                 revision_moves_by_one_per_txn,
                 paged_list_is_consistent_while_writes_go_on,
+                range_stream_reads_one_revision_in_pages,
                 count_follows_creates_and_deletes,
                 watch_from_a_past_revision_has_no_gap_or_duplicate,
                 watch_delivers_prev_on_update_and_delete,

@@ -1,5 +1,6 @@
 //! Discovery documents: `/api`, `/apis`, `/apis/<g>`, and the `APIResourceList` of each group
-//! version, built from the kinds table and the hooks (so a new kind appears with no extra line).
+//! version, built from the served versions (built-in kinds, their extra versions, established CRDs)
+//! and the hooks (so a new kind or CRD appears with no extra line).
 
 use serde_json::{Value, json};
 
@@ -32,9 +33,9 @@ impl Api {
         let mut out: Vec<(String, String)> = Vec::new();
         let infos = self
             .registry
-            .kinds()
-            .iter()
-            .map(|k| k.info().clone())
+            .served_versions()
+            .into_iter()
+            .map(|s| s.info)
             .chain(self.create_only.iter().map(|h| h.info().clone()));
         for info in infos {
             let gv = (info.group.clone(), info.version.clone());
@@ -102,8 +103,8 @@ impl Api {
     /// `/api/v1`, `/apis/<g>/<v>`: `APIResourceList`, or None when not served.
     pub(crate) fn api_resource_list(&self, group: &str, version: &str) -> Option<Value> {
         let mut resources = Vec::new();
-        for k in self.registry.kinds() {
-            let info = k.info();
+        for served in self.registry.served_versions() {
+            let info = &served.info;
             if info.group != group || info.version != version {
                 continue;
             }

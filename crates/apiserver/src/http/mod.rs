@@ -348,7 +348,7 @@ impl Api {
                 )
                 .await
             }
-            ["openapi", ..] => openapi::serve(&parts[1..], ctx.headers),
+            ["openapi", ..] => openapi::serve(&parts[1..], ctx.headers, &self.registry),
             [] => ok(serde_json::json!({"paths": self.root_paths()})),
             _ => Err(not_found_path()),
         }

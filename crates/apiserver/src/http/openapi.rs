@@ -7,7 +7,9 @@ use http::{HeaderMap, StatusCode, header};
 use skiff_k8s_core::status::ApiError;
 
 use super::{Reply, full, not_found_path};
+use crate::openapi::custom_resources::CustomDocuments;
 use crate::openapi::{self, Document};
+use crate::registry::Registry;
 
 /// True when the Accept header allows JSON (or says nothing / `*/*`).
 pub fn accepts_json(headers: &HeaderMap) -> bool {
@@ -20,26 +22,42 @@ pub fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
-/// The document of a path after `/openapi/` (`v2`, `v3`, `v3/apis/apps/v1`).
-fn document(parts: &[&str]) -> Option<&'static Document> {
-    match parts {
-        ["v2"] => Some(openapi::v2()),
-        ["v3"] => Some(openapi::v3_index()),
-        ["v3", rest @ ..] => openapi::v3(&rest.join("/")),
+/// The document of a path after `/openapi/` (`v2`, `v3`, `v3/apis/apps/v1`): the built-in one, or
+/// the one including custom resources while CRDs are served.
+fn document(parts: &[&str], custom: Option<&CustomDocuments>) -> Option<Bytes> {
+    let stat = |d: &'static Document| Bytes::from_static(d.json.as_slice());
+    let owned = |d: &Document| Bytes::from(d.json.clone());
+    match (parts, custom) {
+        (["v2"], Some(c)) => Some(owned(&c.v2)),
+        (["v2"], None) => Some(stat(openapi::v2())),
+        (["v3"], Some(c)) => Some(owned(&c.v3_index)),
+        (["v3"], None) => Some(stat(openapi::v3_index())),
+        (["v3", rest @ ..], c) => {
+            let path = rest.join("/");
+            if let Some(d) = c.and_then(|c| c.v3.get(path.trim_matches('/'))) {
+                return Some(owned(d));
+            }
+            openapi::v3(&path).map(stat)
+        }
         _ => None,
     }
 }
 
-pub(crate) fn serve(parts: &[&str], headers: &HeaderMap) -> Result<Reply, ApiError> {
+pub(crate) fn serve(
+    parts: &[&str],
+    headers: &HeaderMap,
+    registry: &Registry,
+) -> Result<Reply, ApiError> {
     if !accepts_json(headers) {
         return Err(ApiError::NotAcceptable {
             accepted: vec!["application/json".into()],
         });
     }
-    match document(parts) {
-        Some(doc) => Ok(Reply {
+    let custom = registry.custom_openapi();
+    match document(parts, custom.as_deref()) {
+        Some(body) => Ok(Reply {
             status: StatusCode::OK,
-            body: full(Bytes::from_static(doc.json.as_slice())),
+            body: full(body),
             content_type: "application/json",
             warnings: Vec::new(),
         }),

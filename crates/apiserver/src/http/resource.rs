@@ -14,11 +14,12 @@ use skiff_k8s_core::status::ApiError;
 
 use super::table::{IncludeObject, table, wants_table};
 use super::{Api, Body, Ctx, Reply, not_found_path};
+use crate::registry::custom_resources::{CRD_GROUP, CRD_PLURAL};
 use crate::registry::hooks::{HookError, HookRequest};
 use crate::registry::strategy::Strategy;
 use crate::registry::{
-    DeleteOptions, DeleteOutcome, FieldValidation, ListOptions, PatchType, Registry, WatchOptions,
-    WriteOptions,
+    DeleteOptions, DeleteOutcome, FieldValidation, ListOptions, ListPage, PatchType, Registry,
+    Served, WatchOptions, WriteOptions, Written,
 };
 use skiff_k8s_core::protobuf;
 use skiff_k8s_core::selector::{FieldSelector, Selector};
@@ -38,6 +39,7 @@ fn hook_error(e: HookError, group: &str, resource: &str, kind: &str, name: &str)
         },
         HookError::Invalid(causes) => ApiError::invalid(group, kind, name, causes),
         HookError::Internal(m) => ApiError::InternalError(m),
+        HookError::Api(e) => e,
     }
 }
 
@@ -146,19 +148,103 @@ fn parse_int(ctx: &Ctx<'_>, k: &str) -> Result<Option<i64>, ApiError> {
     }
 }
 
+/// A request body of the served version → what `served.kind` accepts.
+fn to_internal(served: &Served, body: Value) -> Result<Value, ApiError> {
+    match &served.conversion {
+        Some(c) => c.to_internal(body),
+        None => Ok(body),
+    }
+}
+
+/// A list of the served version (items already converted).
+fn list_object(served: &Served, page: ListPage) -> Value {
+    let mut v = Registry::list_object(&served.kind, page);
+    v["apiVersion"] = json!(crate::registry::api_version(&served.info));
+    v
+}
+
+/// Table rows come from the version's columns over the stored objects; embedded objects are
+/// converted to the served version.
+fn served_table(
+    served: &Served,
+    items: &[Value],
+    include: IncludeObject,
+    resource_version: Option<String>,
+    continue_token: Option<String>,
+    with_columns: bool,
+) -> Value {
+    let mut t = table(
+        &served.kind,
+        items,
+        include,
+        resource_version,
+        continue_token,
+        with_columns,
+    );
+    if include == IncludeObject::Object
+        && served.conversion.is_some()
+        && let Some(rows) = t.get_mut("rows").and_then(Value::as_array_mut)
+    {
+        for r in rows {
+            if let Some(o) = r.get_mut("object") {
+                *o = served.external(o.take());
+            }
+        }
+    }
+    t
+}
+
+/// JSON, merge and strategic patches of a version that is not the stored form: the patch applies to
+/// the object as this version shows it, and the result is written back as an update pinned to the
+/// revision it was read at (retried on a concurrent write), as upstream's patcher does.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "mirrors the PATCH request's parameters"
+)]
+async fn patch_converted(
+    reg: &Registry,
+    served: &Served,
+    ns: Option<&str>,
+    name: &str,
+    patch: &Value,
+    pt: PatchType,
+    sub: &str,
+    opts: &WriteOptions,
+) -> Result<Written, ApiError> {
+    let pins_rv = patch.pointer("/metadata/resourceVersion").is_some();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = served.external(reg.get(&served.storage, ns, name).await?);
+        let patched = skiff_k8s_core::patch::apply_patch(
+            &current,
+            pt,
+            patch,
+            &served.info.group,
+            &served.info.kind,
+        )?;
+        let body = to_internal(served, patched)?;
+        match reg.update(&served.kind, ns, name, body, sub, opts).await {
+            Err(ApiError::Conflict { .. }) if !pins_rv && attempt < 5 => continue,
+            other => return other,
+        }
+    }
+}
+
 impl Api {
     pub(crate) async fn resource(&self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         let info = ctx.info;
         let reg = &self.registry;
-        let Some(kind) = reg
-            .kind(&info.group, &info.resource)
-            .filter(|k| k.info().version == info.version)
-        else {
+        // CRDs left terminating by a previous run finish their cleanup (once per registry).
+        reg.resume_custom_resource_cleanup();
+        let Some(served) = reg.served(&info.group, &info.version, &info.resource) else {
             return self.create_only(ctx).await;
         };
-        let ki = kind.info().clone();
+        let kind = served.storage.clone();
+        let ki = served.info.clone();
         // Namespaced kinds need a namespace for single objects; cluster-scoped ones take none.
         let is_ns_kind = ki.group.is_empty() && ki.plural == "namespaces";
+        let is_crd = ki.group == CRD_GROUP && ki.plural == CRD_PLURAL;
         let ns: Option<&str> = if ki.namespaced {
             if info.namespace.is_empty() {
                 if !info.name.is_empty() || info.verb == "create" || info.verb == "deletecollection"
@@ -223,13 +309,13 @@ impl Api {
                         .map(String::from);
                     return Ok(Reply::json(
                         StatusCode::OK,
-                        &table(&kind, &[obj], include, rv, None, true),
+                        &served_table(&served, &[obj], include, rv, None, true),
                     ));
                 }
-                Ok(Reply::json(StatusCode::OK, &obj))
+                Ok(Reply::json(StatusCode::OK, &served.external(obj)))
             }
-            "list" => self.list(ctx, &kind, ns, as_table, include).await,
-            "watch" => self.watch(ctx, &kind, ns, as_table, include).await,
+            "list" => self.list(ctx, &served, ns, as_table, include).await,
+            "watch" => self.watch(ctx, &served, ns, as_table, include).await,
             "create" => {
                 if !info.name.is_empty() {
                     return Err(ApiError::MethodNotSupported {
@@ -238,24 +324,39 @@ impl Api {
                         action: "create".into(),
                     });
                 }
+                if reg.custom_resource_terminating(&ki.group, &ki.plural) {
+                    return Err(ApiError::MethodNotSupported {
+                        group: ki.group.clone(),
+                        resource: ki.plural.clone(),
+                        action: "create".into(),
+                    });
+                }
                 let opts = with_default_manager(write_options(ctx)?, ctx);
-                let body = decode_body(ctx)?;
-                let w = reg.create(&kind, ns, body, &opts).await?;
-                let mut r = Reply::json(StatusCode::CREATED, &w.object);
+                let body = to_internal(&served, decode_body(ctx)?)?;
+                let w = reg.create(&served.kind, ns, body, &opts).await?;
+                if is_crd && !opts.dry_run {
+                    reg.observe_custom_resource_definition(&w.object);
+                }
+                let mut r = Reply::json(StatusCode::CREATED, &served.external(w.object));
                 r.warnings = w.warnings;
                 Ok(r)
             }
             "update" => {
                 let opts = with_default_manager(write_options(ctx)?, ctx);
-                let body = decode_body(ctx)?;
-                let w = reg.update(&kind, ns, &info.name, body, sub, &opts).await?;
+                let body = to_internal(&served, decode_body(ctx)?)?;
+                let w = reg
+                    .update(&served.kind, ns, &info.name, body, sub, &opts)
+                    .await?;
+                if is_crd && !opts.dry_run {
+                    reg.observe_custom_resource_definition(&w.object);
+                }
                 let mut r = Reply::json(
                     if w.created {
                         StatusCode::CREATED
                     } else {
                         StatusCode::OK
                     },
-                    &w.object,
+                    &served.external(w.object),
                 );
                 r.warnings = w.warnings;
                 Ok(r)
@@ -266,7 +367,6 @@ impl Api {
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                let ki = kind.info();
                 let pt = PatchType::from_content_type(ct)
                     .filter(|pt| PatchType::accepted_for(&ki.group, &ki.kind).contains(pt))
                     .ok_or_else(|| PatchType::unsupported(&ki.group, &ki.kind))?;
@@ -282,33 +382,61 @@ impl Api {
                     ));
                 }
                 let patch = decode_body(ctx)?;
-                let w = reg
-                    .patch(
-                        &kind,
-                        ns,
-                        &info.name,
-                        patch,
-                        pt,
-                        sub,
-                        ctx.query.flag("force"),
-                        &opts,
-                    )
-                    .await?;
+                let force = ctx.query.flag("force");
+                let facts = (pt == PatchType::Apply)
+                    .then(|| reg.custom_apply_facts(&ki.group, &ki.plural))
+                    .flatten();
+                let w = match (&served.conversion, facts) {
+                    (conv, Some(facts)) => {
+                        let cfg = match conv {
+                            Some(c) => c.apply_config_to_storage(patch)?,
+                            None => patch,
+                        };
+                        reg.apply_custom_resource(
+                            &kind, facts, ns, &info.name, cfg, sub, force, &opts,
+                        )
+                        .await?
+                    }
+                    (None, None) => {
+                        reg.patch(&kind, ns, &info.name, patch, pt, sub, force, &opts)
+                            .await?
+                    }
+                    (Some(conv), None) if pt == PatchType::Apply => {
+                        let cfg = conv.apply_config_to_storage(patch)?;
+                        reg.patch(&kind, ns, &info.name, cfg, pt, sub, force, &opts)
+                            .await?
+                    }
+                    (Some(_), None) => {
+                        patch_converted(reg, &served, ns, &info.name, &patch, pt, sub, &opts)
+                            .await?
+                    }
+                };
+                if is_crd && !opts.dry_run {
+                    reg.observe_custom_resource_definition(&w.object);
+                }
                 let mut r = Reply::json(
                     if w.created {
                         StatusCode::CREATED
                     } else {
                         StatusCode::OK
                     },
-                    &w.object,
+                    &served.external(w.object),
                 );
                 r.warnings = w.warnings;
                 Ok(r)
             }
             "delete" => {
                 let opts = self.delete_options(ctx)?;
-                match reg.delete(&kind, ns, &info.name, &opts).await? {
-                    DeleteOutcome::Pending(obj) => Ok(Reply::json(StatusCode::OK, &obj)),
+                let outcome = if is_crd {
+                    reg.delete_custom_resource_definition(&info.name, &opts)
+                        .await?
+                } else {
+                    reg.delete(&kind, ns, &info.name, &opts).await?
+                };
+                match outcome {
+                    DeleteOutcome::Pending(obj) => {
+                        Ok(Reply::json(StatusCode::OK, &served.external(obj)))
+                    }
                     DeleteOutcome::Deleted(obj) => {
                         let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
                         let mut details = json!({"name": info.name, "kind": ki.plural, "uid": uid});
@@ -348,16 +476,21 @@ impl Api {
                         .pointer("/metadata/namespace")
                         .and_then(Value::as_str)
                         .map(String::from);
-                    match reg.delete(&kind, ons.as_deref().or(ns), &name, &opts).await {
+                    let outcome = if is_crd {
+                        reg.delete_custom_resource_definition(&name, &opts).await
+                    } else {
+                        reg.delete(&kind, ons.as_deref().or(ns), &name, &opts).await
+                    };
+                    match outcome {
                         Ok(DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o)) => {
-                            deleted.push(o)
+                            deleted.push(served.external(o))
                         }
                         Err(ApiError::NotFound { .. }) => {}
                         Err(e) => return Err(e),
                     }
                 }
-                let list = Registry::list_object(
-                    &kind,
+                let list = list_object(
+                    &served,
                     crate::registry::ListPage {
                         items: deleted,
                         resource_version: page.resource_version,
@@ -451,7 +584,7 @@ impl Api {
     async fn list(
         &self,
         ctx: &Ctx<'_>,
-        kind: &Arc<dyn Strategy>,
+        served: &Served,
         ns: Option<&str>,
         as_table: bool,
         include: IncludeObject,
@@ -474,11 +607,12 @@ impl Api {
                 .filter(|c| !c.is_empty())
                 .map(String::from),
         };
+        let kind = &served.storage;
         if limit > 0 || as_table {
             let page = self.registry.list(kind, ns, &opts).await?;
             let v = if as_table {
-                table(
-                    kind,
+                served_table(
+                    served,
                     &page.items,
                     include,
                     Some(page.resource_version.to_string()),
@@ -486,7 +620,9 @@ impl Api {
                     true,
                 )
             } else {
-                Registry::list_object(kind, page)
+                let mut page = page;
+                page.items = page.items.into_iter().map(|o| served.external(o)).collect();
+                list_object(served, page)
             };
             return Ok(Reply::json(StatusCode::OK, &v));
         }
@@ -502,7 +638,7 @@ impl Api {
                 },
             )
             .await?;
-        let info = kind.info();
+        let info = &served.info;
         let head = format!(
             "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
             info.kind,
@@ -512,6 +648,7 @@ impl Api {
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
         let reg = self.registry.clone();
         let kind = kind.clone();
+        let served = served.clone();
         let ns = ns.map(String::from);
         tokio::spawn(async move {
             if tx.send(Bytes::from(head)).await.is_err() {
@@ -521,12 +658,12 @@ impl Api {
             let mut first_item = true;
             loop {
                 let mut buf = Vec::with_capacity(page.items.len() * 512);
-                for item in &page.items {
+                for item in std::mem::take(&mut page.items) {
                     if !first_item {
                         buf.push(b',');
                     }
                     first_item = false;
-                    if serde_json::to_writer(&mut buf, item).is_err() {
+                    if serde_json::to_writer(&mut buf, &served.external(item)).is_err() {
                         return;
                     }
                 }
@@ -570,7 +707,7 @@ impl Api {
     async fn watch(
         &self,
         ctx: &Ctx<'_>,
-        kind: &Arc<dyn Strategy>,
+        served: &Served,
         ns: Option<&str>,
         as_table: bool,
         include: IncludeObject,
@@ -603,13 +740,13 @@ impl Api {
             timeout,
             bookmark_interval: None,
         };
-        let events = self.registry.watch(kind, ns, opts).await?;
-        let kind = kind.clone();
+        let events = self.registry.watch(&served.storage, ns, opts).await?;
+        let served = served.clone();
         let mut first = true;
         let stream = events.map(move |ev| {
             let object = if as_table && matches!(ev.type_, "ADDED" | "MODIFIED" | "DELETED") {
-                let t = table(
-                    &kind,
+                let t = served_table(
+                    &served,
                     std::slice::from_ref(&ev.object),
                     include,
                     None,
@@ -618,8 +755,10 @@ impl Api {
                 );
                 first = false;
                 t
-            } else {
+            } else if ev.type_ == "ERROR" {
                 ev.object
+            } else {
+                served.external(ev.object)
             };
             let mut line = serde_json::to_vec(&json!({"type": ev.type_, "object": object}))
                 .unwrap_or_default();

@@ -24,7 +24,21 @@ pub(crate) mod validation;
 use schemars::{Schema, SchemaGenerator};
 use typed::{Kind, Typed};
 
+use crate::registry::Served;
 use crate::registry::strategy::ResourceInfo;
+
+/// Built-in kinds served in more than one version: the extra versions as conversions over the stored
+/// kind found in `kinds` (autoscaling/v1 HorizontalPodAutoscaler over v2).
+pub fn alternate_versions(kinds: &[Arc<dyn Strategy>]) -> Vec<Served> {
+    kinds
+        .iter()
+        .filter(|k| {
+            let i = k.info();
+            i.group == "autoscaling" && i.plural == "horizontalpodautoscalers" && i.version == "v2"
+        })
+        .map(|hpa| autoscaling::horizontal_pod_autoscaler_v1::served(hpa.clone()))
+        .collect()
+}
 
 /// Registers a kind's schema (and everything it references) in the generator; returns its `$ref`.
 pub(crate) type SchemaFn = fn(&mut SchemaGenerator) -> Schema;

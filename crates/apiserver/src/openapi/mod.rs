@@ -7,6 +7,8 @@
 //! work) by finding, in the v3 document of a group-version, the PATCH operation whose
 //! `x-kubernetes-group-version-kind` is the object's and looking for a `fieldValidation` parameter on it.
 
+pub mod custom_resources;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
@@ -301,9 +303,18 @@ fn to_v3(v: Value) -> Value {
             let mut out = Map::new();
             let mut reference = None;
             for (k, x) in m {
-                if k == "$ref" {
+                if k == "$ref" && x.is_string() {
                     let r = x.as_str().unwrap_or("").replacen(DEFS_V2, DEFS_V3, 1);
                     reference = Some(Value::String(r));
+                } else if matches!(
+                    k.as_str(),
+                    "properties" | "definitions" | "patternProperties"
+                ) && let Value::Object(fields) = x
+                {
+                    // A map of names to schemas: the names are not keywords (JSONSchemaProps has
+                    // fields called `$ref` and `allOf`).
+                    let fields = fields.into_iter().map(|(n, s)| (n, to_v3(s))).collect();
+                    out.insert(k, Value::Object(fields));
                 } else {
                     out.insert(k, to_v3(x));
                 }

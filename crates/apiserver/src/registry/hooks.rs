@@ -17,6 +17,8 @@ pub enum HookError {
     Forbidden(String),
     Invalid(Vec<FieldError>),
     Internal(String),
+    /// Any other API error, passed through as is (a binding's 409, an eviction's 429).
+    Api(skiff_k8s_core::status::ApiError),
 }
 
 /// Who asks, and where.

@@ -8,12 +8,16 @@
 //! Order of a write, fixed here once: decode → canonicalize (unknown fields) → metadata rules →
 //! strategy prepare → admission → validation → store transaction (guarded by revision).
 
+pub mod custom_resources;
+pub(crate) mod custom_resources_schema;
+pub mod eviction;
 pub mod garbage_collector;
 pub mod hooks;
 mod list;
-mod meta;
+pub(crate) mod meta;
 pub mod namespace_lifecycle;
-mod patch;
+pub(crate) mod patch;
+pub mod pod_binding;
 mod scale;
 pub mod service_allocator;
 pub mod strategy;
@@ -21,7 +25,8 @@ mod watch;
 mod write;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::Value;
 use skiff_k8s_core::status::ApiError;
@@ -40,12 +45,64 @@ use strategy::{ResourceInfo, Strategy};
 pub const SYSTEM_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// How objects of one served version relate to the stored form (kube-apiserver's version
+/// conversion): the HTTP layer converts request bodies in and every object it answers with out.
+pub trait Conversion: Send + Sync {
+    /// A whole request body of this version → what [`Served::kind`] accepts.
+    fn to_internal(&self, obj: Value) -> Result<Value, ApiError>;
+    /// A (partial) server-side apply configuration of this version → the storage version's.
+    fn apply_config_to_storage(&self, obj: Value) -> Result<Value, ApiError>;
+    /// A stored object → this version.
+    fn to_external(&self, obj: Value) -> Value;
+}
+
+/// One served group-version-resource.
+#[derive(Clone)]
+pub struct Served {
+    /// What discovery and OpenAPI show for this version.
+    pub info: ResourceInfo,
+    /// The strategy creates and updates of this version go through (after `to_internal`); its
+    /// columns are this version's Table columns.
+    pub kind: Arc<dyn Strategy>,
+    /// The strategy of the stored form: reads, deletes, patches and apply.
+    pub storage: Arc<dyn Strategy>,
+    /// None when this version is the stored form.
+    pub conversion: Option<Arc<dyn Conversion>>,
+}
+
+impl Served {
+    /// A kind served only in its own (storage) version.
+    pub fn direct(kind: Arc<dyn Strategy>) -> Self {
+        Self {
+            info: kind.info().clone(),
+            kind: kind.clone(),
+            storage: kind,
+            conversion: None,
+        }
+    }
+
+    /// A stored object as this version shows it.
+    pub fn external(&self, obj: Value) -> Value {
+        match &self.conversion {
+            Some(c) => c.to_external(obj),
+            None => obj,
+        }
+    }
+}
+
 /// The registry of one cluster: every kind's strategy over one store prefix.
 pub struct Registry {
     store: Arc<dyn Store>,
     prefix: String,
     kinds: Vec<Arc<dyn Strategy>>,
     by_resource: HashMap<(String, String), usize>,
+    /// Built-in kinds served in more than one version (autoscaling/v1 HPA): the extra versions.
+    alternate_versions: Vec<Served>,
+    /// Custom resources of established CRDs; shared with the CRD watch task.
+    custom: Arc<RwLock<custom_resources::CustomKinds>>,
+    cleanup_resumed: AtomicBool,
+    /// OpenAPI documents with the custom resources, for the CRD generation they were built at.
+    openapi: Mutex<Option<(u64, Arc<crate::openapi::custom_resources::CustomDocuments>)>>,
     services: service_allocator::ServiceAllocator,
 }
 
@@ -62,19 +119,28 @@ impl Registry {
         let mut by_resource = HashMap::new();
         for (i, k) in kinds.iter().enumerate() {
             let info = k.info();
-            by_resource.insert((info.group.clone(), info.plural.clone()), i);
+            by_resource
+                .entry((info.group.clone(), info.plural.clone()))
+                .or_insert(i);
         }
+        let alternate_versions = crate::kinds::alternate_versions(&kinds);
         Ok(Self {
             store,
             prefix: format!("/k8s/{cluster_id}/"),
             kinds,
             by_resource,
+            alternate_versions,
+            custom: Arc::default(),
+            cleanup_resumed: AtomicBool::new(false),
+            openapi: Mutex::new(None),
             services: service_allocator::ServiceAllocator::new(service_cidr, node_ports)?,
         })
     }
 
-    /// Reads what allocators need from the store (Services' cluster IPs and node ports).
+    /// Reads what allocators need from the store (Services' cluster IPs and node ports) and the
+    /// CustomResourceDefinitions to serve (a watch keeps them current from then on).
     pub async fn load(&self) -> Result<(), ApiError> {
+        self.load_custom_resources().await?;
         if let Some(svc) = self.kind("", "services") {
             let page = self.list(&svc, None, &ListOptions::default()).await?;
             for obj in &page.items {
@@ -88,25 +154,137 @@ impl Registry {
         &self.store
     }
 
-    /// Every kind, in discovery order.
-    pub fn kinds(&self) -> &[Arc<dyn Strategy>] {
-        &self.kinds
+    /// Every resource once (built-in kinds, then custom resources), as the strategy of its stored
+    /// form, in discovery order.
+    pub fn kinds(&self) -> Vec<Arc<dyn Strategy>> {
+        let mut out = self.kinds.clone();
+        out.extend(self.custom_read().all().map(|c| c.storage.clone()));
+        out
     }
 
-    /// The strategy serving `group`/`plural` (`""`/`configmaps`).
+    /// The strategy of the stored form of `group`/`plural` (`""`/`configmaps`), custom resources
+    /// included.
     pub fn kind(&self, group: &str, plural: &str) -> Option<Arc<dyn Strategy>> {
-        self.by_resource
+        if let Some(&i) = self
+            .by_resource
             .get(&(group.to_string(), plural.to_string()))
-            .map(|&i| self.kinds[i].clone())
+        {
+            return Some(self.kinds[i].clone());
+        }
+        self.custom_read()
+            .lookup(group, plural)
+            .map(|c| c.storage.clone())
     }
 
     /// The strategy for an `apiVersion` + `kind` pair (owner references, `kubectl apply` bodies).
     pub fn kind_of(&self, api_version: &str, kind: &str) -> Option<Arc<dyn Strategy>> {
         let (group, _) = split_api_version(api_version);
-        self.kinds
+        if let Some(k) = self
+            .kinds
             .iter()
             .find(|k| k.info().kind == kind && k.info().group == group)
-            .cloned()
+        {
+            return Some(k.clone());
+        }
+        self.custom_read()
+            .all()
+            .find(|c| c.kind == kind && c.group == group)
+            .map(|c| c.storage.clone())
+    }
+
+    /// `group`/`version`/`plural` as served over HTTP, with its conversion from the stored form.
+    pub fn served(&self, group: &str, version: &str, plural: &str) -> Option<Served> {
+        if let Some(&i) = self
+            .by_resource
+            .get(&(group.to_string(), plural.to_string()))
+        {
+            let k = &self.kinds[i];
+            if k.info().version == version {
+                return Some(Served::direct(k.clone()));
+            }
+            return self
+                .alternate_versions
+                .iter()
+                .find(|s| {
+                    s.info.group == group && s.info.plural == plural && s.info.version == version
+                })
+                .cloned();
+        }
+        let custom = self.custom_read();
+        let c = custom.lookup(group, plural)?;
+        c.versions
+            .iter()
+            .find(|(s, _)| s.info.version == version)
+            .map(|(s, _)| s.clone())
+    }
+
+    /// Every served group-version-resource: built-in kinds (preferred version first), then custom
+    /// resources (highest version priority first).
+    pub fn served_versions(&self) -> Vec<Served> {
+        let mut out: Vec<Served> = Vec::new();
+        for k in &self.kinds {
+            out.push(Served::direct(k.clone()));
+            let info = k.info();
+            out.extend(
+                self.alternate_versions
+                    .iter()
+                    .filter(|s| s.info.group == info.group && s.info.plural == info.plural)
+                    .cloned(),
+            );
+        }
+        for c in self.custom_read().all() {
+            out.extend(c.versions.iter().map(|(s, _)| s.clone()));
+        }
+        out
+    }
+
+    /// The served custom resource versions with their `openAPIV3Schema`s, and a counter that moves
+    /// whenever they change (the OpenAPI documents are rebuilt then).
+    pub fn custom_schemas(&self) -> (u64, Vec<(ResourceInfo, Value)>) {
+        let c = self.custom_read();
+        let list = c
+            .all()
+            .flat_map(|crd| {
+                crd.versions
+                    .iter()
+                    .map(|(s, schema)| (s.info.clone(), schema.clone()))
+            })
+            .collect();
+        (c.generation, list)
+    }
+
+    /// True when `group`/`plural` is a custom resource whose CRD is being deleted (creates are
+    /// refused then, as upstream does).
+    pub fn custom_resource_terminating(&self, group: &str, plural: &str) -> bool {
+        self.custom_read()
+            .lookup(group, plural)
+            .is_some_and(|c| c.terminating)
+    }
+
+    /// The OpenAPI documents including the served custom resources; None while no CRD is served
+    /// (the built-in documents are then the whole answer).
+    pub fn custom_openapi(&self) -> Option<Arc<crate::openapi::custom_resources::CustomDocuments>> {
+        let (generation, schemas) = self.custom_schemas();
+        if schemas.is_empty() {
+            return None;
+        }
+        let mut cache = self.openapi.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, docs)) = cache.as_ref()
+            && *g == generation
+        {
+            return Some(docs.clone());
+        }
+        let docs = Arc::new(crate::openapi::custom_resources::build(&schemas));
+        *cache = Some((generation, docs.clone()));
+        Some(docs)
+    }
+
+    fn custom_read(&self) -> RwLockReadGuard<'_, custom_resources::CustomKinds> {
+        self.custom.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn custom_write(&self) -> RwLockWriteGuard<'_, custom_resources::CustomKinds> {
+        self.custom.write().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn services(&self) -> &service_allocator::ServiceAllocator {

@@ -302,7 +302,16 @@ impl Registry {
             obj = track_update(info, None, obj, opts.manager(), "")?;
         }
 
-        admission::namespace_lifecycle::admit_create(self, info, &obj).await?;
+        let adm_req = admission::Request {
+            info,
+            namespace,
+            name: &name,
+            operation: admission::Operation::Create,
+            subresource: "",
+            old: None,
+            dry_run: opts.dry_run,
+        };
+        admission::mutate(self, &adm_req, &mut obj).await?;
         let mut errs = kind.validate(&obj);
         let allocation = if admission::service_ip::applies(info) {
             // An existing name is 409, not a 422 about its (already allocated) addresses.
@@ -326,6 +335,16 @@ impl Registry {
             }
             return Err(ApiError::invalid(&info.group, &info.kind, &name, errs));
         }
+        let admitted = match admission::validate(self, &adm_req, &obj).await {
+            Ok(a) => a,
+            Err(e) => {
+                if let Some(a) = &allocation {
+                    self.services().release(a);
+                }
+                return Err(e);
+            }
+        };
+        warnings.extend(admitted.warnings);
         warnings.extend(kind.warnings_on_create(&obj));
         if opts.dry_run {
             if let Some(a) = &allocation {
@@ -338,14 +357,37 @@ impl Registry {
             });
         }
         let key = self.key(info, namespace, &name);
-        let res = self
-            .store()
-            .txn(vec![Op::Put {
-                key,
-                value: encode(&obj)?,
+        let value = encode(&obj)?;
+        let mut charge = admitted.quota;
+        let mut recharges = 0;
+        let res = loop {
+            let mut ops = vec![Op::Put {
+                key: key.clone(),
+                value: value.clone(),
                 precondition: Precondition::MustNotExist,
-            }])
-            .await;
+            }];
+            ops.extend(charge.ops());
+            match self.store().txn(ops).await {
+                // A quota moved since it was read: charge it again on its new usage.
+                Err(StoreError::PreconditionFailed { key: k, .. })
+                    if charge.covers(&k)
+                        && recharges < admission::resource_quota::MAX_RECHARGES =>
+                {
+                    recharges += 1;
+                    charge =
+                        match admission::resource_quota::charge(self, &adm_req, Some(&obj)).await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                if let Some(a) = &allocation {
+                                    self.services().release(a);
+                                }
+                                return Err(e);
+                            }
+                        };
+                }
+                other => break other,
+            }
+        };
         match res {
             Ok(r) => {
                 set_resource_version(&mut obj, r.revision);
@@ -522,6 +564,16 @@ impl Registry {
             }
         }
         meta_mut(&mut obj).remove("resourceVersion");
+        let adm_req = admission::Request {
+            info,
+            namespace,
+            name,
+            operation: admission::Operation::Update,
+            subresource,
+            old: Some(&old),
+            dry_run: opts.dry_run,
+        };
+        admission::mutate(self, &adm_req, &mut obj).await?;
 
         let mut errs = kind.validate_update(&obj, &old);
         let allocation = if admission::service_ip::applies(info) && subresource.is_empty() {
@@ -592,7 +644,45 @@ impl Registry {
                 precondition: Precondition::ModRevision(old_rev),
             }
         };
-        match self.store().txn(vec![op]).await {
+        // Quota usage follows the change (a pod turning terminal or leaving gives back).
+        let after = (!finish_delete).then_some(&obj);
+        let quota_req = admission::Request {
+            dry_run: false,
+            ..adm_req
+        };
+        let mut charge = match admission::resource_quota::charge(self, &quota_req, after).await {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(a) = &allocation {
+                    self.services().release(a);
+                }
+                return Err(e);
+            }
+        };
+        let mut recharges = 0;
+        let res = loop {
+            let mut ops = vec![op.clone()];
+            ops.extend(charge.ops());
+            match self.store().txn(ops).await {
+                Err(StoreError::PreconditionFailed { key: k, .. })
+                    if charge.covers(&k)
+                        && recharges < admission::resource_quota::MAX_RECHARGES =>
+                {
+                    recharges += 1;
+                    match admission::resource_quota::charge(self, &quota_req, after).await {
+                        Ok(c) => charge = c,
+                        Err(e) => {
+                            if let Some(a) = &allocation {
+                                self.services().release(a);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                other => break other,
+            }
+        };
+        match res {
             Ok(r) => {
                 if let Some(a) = &allocation {
                     self.services().commit_update(a, &old);
@@ -830,13 +920,38 @@ impl Registry {
         if opts.dry_run {
             return Ok(DeleteOutcome::Deleted(obj));
         }
-        self.store()
-            .txn(vec![Op::Delete {
+        // The quota usage the object gives back leaves in the same transaction.
+        let quota_req = admission::Request {
+            info,
+            namespace,
+            name,
+            operation: admission::Operation::Delete,
+            subresource: "",
+            old: Some(&obj),
+            dry_run: false,
+        };
+        let mut charge = admission::validate_delete(self, &quota_req).await?;
+        let mut recharges = 0;
+        loop {
+            let mut ops = vec![Op::Delete {
                 key: self.key(info, namespace, name),
                 precondition: Precondition::ModRevision(rev),
-            }])
-            .await
-            .map_err(|e| self.txn_error(info, name, e))?;
+            }];
+            ops.extend(charge.ops());
+            match self.store().txn(ops).await {
+                Err(StoreError::PreconditionFailed { key: k, .. })
+                    if charge.covers(&k)
+                        && recharges < admission::resource_quota::MAX_RECHARGES =>
+                {
+                    recharges += 1;
+                    charge = admission::validate_delete(self, &quota_req).await?;
+                }
+                other => {
+                    other.map_err(|e| self.txn_error(info, name, e))?;
+                    break;
+                }
+            }
+        }
         self.services().release_object(info, &obj);
         Ok(DeleteOutcome::Deleted(obj))
     }

@@ -25,8 +25,8 @@
 //! revision inside the window are served by undoing the newer log entries over the current state
 //! (cost: the writes since that revision); watches from a revision inside the window replay the
 //! log, then the in-memory ring, then live events. Older revisions get [`StoreError::Compacted`].
-//! The writer trims the log in steps of a sixteenth of the window, in the same transaction as the
-//! writes, so the window may briefly hold up to 1/16 more.
+//! The writer trims the log in the same transaction as the writes, as many rows as the batch
+//! added, so the cost is spread evenly over the commits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -43,7 +43,7 @@ use redb::{
 };
 use tokio::sync::oneshot;
 
-use super::record::{decode_events, decode_row, encode_events, encode_row};
+use super::record::{decode_events, decode_events_where, decode_row, encode_events, encode_row};
 use crate::key::{dir_prefixes, is_dir_prefix};
 use crate::watch::{History, HubOptions, WatchHub};
 use crate::{
@@ -296,7 +296,10 @@ impl Writer {
                 self.compacted = compacted;
                 self.shared.revision.store(revision, Ordering::Release);
                 self.shared.compacted.store(compacted, Ordering::Release);
-                self.hub.publish(events);
+                // Answer first, then fan out: with many watchers publishing is the slower half,
+                // and a caller's ack need not wait for it. Safe for a watch the caller starts
+                // right after its ack: the hub has not published the batch yet, so that watch
+                // registers for it live (see `watch.rs`, "Ordering argument").
                 for outcome in outcomes {
                     match outcome {
                         Outcome::Txn(reply, result) => {
@@ -307,6 +310,7 @@ impl Writer {
                         }
                     }
                 }
+                self.hub.publish(events);
             }
             Err(err) => {
                 tracing::error!(error = %err, "store commit failed; the batch is refused");
@@ -363,9 +367,9 @@ impl Writer {
                 }
             }
         }
-        // Keep the window, trimming in steps so that most batches do not pay for it.
-        let step = (self.window / 16).max(1);
-        if *revision - *compacted >= self.window + step {
+        // Keep the window exactly: each batch drops as many old rows as it added, so no single
+        // commit (and none of its callers) pays for deleting thousands of rows at once.
+        if *revision - *compacted > self.window {
             trim_log(&mut t.log, compacted, *revision - self.window)?;
         }
         if !t.deltas.is_empty() {
@@ -550,13 +554,12 @@ fn fill_put_values(
             if let Some(value) = next_prev.get(&e.kv.key) {
                 e.kv.value = value.clone();
             } else {
-                match kv.get(e.kv.key.as_str()).map_err(io)? {
-                    Some(row)
-                        if decode_row(&e.kv.key, row.value())?.mod_revision
-                            == e.kv.mod_revision =>
-                    {
-                        e.kv.value = decode_row(&e.kv.key, row.value())?.value;
-                    }
+                let current = match kv.get(e.kv.key.as_str()).map_err(io)? {
+                    Some(row) => Some(decode_row(&e.kv.key, row.value())?),
+                    None => None,
+                };
+                match current {
+                    Some(row) if row.mod_revision == e.kv.mod_revision => e.kv.value = row.value,
                     _ => {
                         overwritten_later.insert(e.kv.key.clone(), i);
                     }
@@ -628,10 +631,9 @@ fn list_blocking(
         let log = rtx.open_table(LOG).map_err(io)?;
         for row in log.range(at + 1..=current).map_err(io)? {
             let (rev, row) = row.map_err(io)?;
-            for e in decode_events(rev.value(), row.value())? {
-                if e.kv.key.starts_with(prefix) && after_start(&e.kv.key) {
-                    undo.entry(e.kv.key).or_insert(e.prev);
-                }
+            let wanted = |key: &str| key.starts_with(prefix) && after_start(key);
+            for e in decode_events_where(rev.value(), row.value(), wanted)? {
+                undo.entry(e.kv.key).or_insert(e.prev);
             }
         }
     }
@@ -869,6 +871,91 @@ mod tests {
             ));
         }
         assert_eq!(got, expected);
+    }
+
+    /// The shape of the durability test's last transaction before a kill: a two-key create as the
+    /// newest revision. After a reopen the log alone must replay both events, with their values,
+    /// and a read at that revision must hold both keys.
+    #[tokio::test]
+    async fn a_multi_key_txn_at_the_tail_replays_whole_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 1000);
+        store.txn(vec![put("/s/1", "/s/1")]).await.unwrap();
+        let last = store
+            .txn(vec![put("/s/2", "/s/2"), put("/s/2t", "/s/2t")])
+            .await
+            .unwrap()
+            .revision;
+        drop(store);
+        let store = open(dir.path(), 1000);
+        assert_eq!(store.current_revision().await.unwrap(), last);
+        let history = LogHistory {
+            db: Arc::downgrade(&store.db),
+        };
+        let events: Vec<_> = history
+            .read(last - 1, last)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kv.mod_revision, e.kv.key, e.kv.value))
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                (last, "/s/2".to_string(), Bytes::from_static(b"/s/2")),
+                (last, "/s/2t".to_string(), Bytes::from_static(b"/s/2t")),
+            ]
+        );
+        // Through the watch too, and nothing after them until the next write.
+        let mut w = store.watch("/s/", last - 1).await.unwrap();
+        for key in ["/s/2", "/s/2t"] {
+            assert_eq!(w.next().await.unwrap().unwrap().kv.key, key);
+        }
+        let more = tokio::time::timeout(std::time::Duration::from_millis(50), w.next()).await;
+        assert!(more.is_err(), "no event beyond the last revision");
+        let page = store
+            .list(
+                "/s/",
+                ListOptions {
+                    at_revision: Some(last),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let keys: Vec<_> = page.items.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["/s/1", "/s/2", "/s/2t"]);
+    }
+
+    /// Acks go out before the hub publishes the batch: a watch started right after an ack, from
+    /// just before the acked revision, must still get that revision (live, not skipped).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_watch_started_right_after_an_ack_sees_the_acked_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(dir.path(), 1000));
+        // Other writers keep batches forming, so acks and publishes interleave.
+        let noise = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..2000 {
+                    store
+                        .txn(vec![put(&format!("/noise/{i}"), "n")])
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        for i in 0..200 {
+            let key = format!("/acked/{i}");
+            let rev = store.txn(vec![put(&key, "v")]).await.unwrap().revision;
+            let mut w = store.watch("/acked/", rev - 1).await.unwrap();
+            let e = tokio::time::timeout(std::time::Duration::from_secs(5), w.next())
+                .await
+                .expect("the acked write never reached the watch")
+                .unwrap()
+                .unwrap();
+            assert_eq!((e.kv.key, e.kv.mod_revision), (key, rev));
+        }
+        noise.abort();
     }
 
     #[tokio::test]

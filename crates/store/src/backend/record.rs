@@ -68,6 +68,17 @@ pub(crate) fn encode_events(events: &[WatchEvent]) -> Vec<u8> {
 
 /// Decodes the events of revision `rev`; puts come back with an empty value (see the module docs).
 pub(crate) fn decode_events(rev: Revision, row: &[u8]) -> Result<Vec<WatchEvent>, StoreError> {
+    decode_events_where(rev, row, |_| true)
+}
+
+/// [`decode_events`] keeping only the events whose key passes `keep`. The others are skipped
+/// without allocating: a read at an older revision walks every log row since then, and most of
+/// their events are under other prefixes.
+pub(crate) fn decode_events_where(
+    rev: Revision,
+    row: &[u8],
+    mut keep: impl FnMut(&str) -> bool,
+) -> Result<Vec<WatchEvent>, StoreError> {
     let mut r = Reader { buf: row, key: "" };
     let mut events = Vec::new();
     while !r.buf.is_empty() {
@@ -82,26 +93,30 @@ pub(crate) fn decode_events(rev: Revision, row: &[u8]) -> Result<Vec<WatchEvent>
             }
         };
         let key = std::str::from_utf8(r.bytes()?)
-            .map_err(|_| corrupt(&format!("log row {rev}"), "key is not UTF-8"))?
-            .to_string();
+            .map_err(|_| corrupt(&format!("log row {rev}"), "key is not UTF-8"))?;
         let create_revision = r.i64()?;
+        let wanted = keep(key);
         let prev = match r.u8()? {
             0 => None,
             _ => {
                 let create_revision = r.i64()?;
                 let mod_revision = r.i64()?;
-                Some(KeyValue {
-                    key: key.clone(),
-                    value: Bytes::copy_from_slice(r.bytes()?),
+                let value = r.bytes()?;
+                wanted.then(|| KeyValue {
+                    key: key.to_string(),
+                    value: Bytes::copy_from_slice(value),
                     create_revision,
                     mod_revision,
                 })
             }
         };
+        if !wanted {
+            continue;
+        }
         events.push(WatchEvent {
             kind,
             kv: KeyValue {
-                key,
+                key: key.to_string(),
                 value: Bytes::new(),
                 create_revision,
                 mod_revision: rev,
@@ -203,6 +218,24 @@ mod tests {
             };
             assert_eq!((a.kind, &a.kv, &a.prev), (b.kind, &without_value, &b.prev));
         }
+    }
+
+    #[test]
+    fn filtered_decoding_skips_other_keys_and_still_checks_the_row() {
+        let events: Vec<_> = ["/a/1", "/b/1", "/a/2"]
+            .iter()
+            .map(|k| WatchEvent {
+                kind: EventKind::Delete,
+                kv: kv(k, "", 0, 4),
+                prev: Some(kv(k, "old", 2, 3)),
+            })
+            .collect();
+        let row = encode_events(&events);
+        let kept = decode_events_where(4, &row, |k| k.starts_with("/a/")).unwrap();
+        let keys: Vec<_> = kept.iter().map(|e| e.kv.key.as_str()).collect();
+        assert_eq!(keys, ["/a/1", "/a/2"]);
+        assert_eq!(kept[1].prev, events[2].prev);
+        assert!(decode_events_where(4, &row[..row.len() - 1], |_| false).is_err());
     }
 
     #[test]

@@ -60,6 +60,30 @@ impl Kind for CustomResourceDefinition {
         });
     }
 
+    /// A spec change is accepted at once (no separate naming controller): the accepted names follow
+    /// the spec and a new storage version joins `storedVersions`.
+    fn on_update(new: &mut Value, _old: &Value) {
+        let names = new.pointer("/spec/names").cloned();
+        let storage: Option<Value> = arr(new, "/spec/versions")
+            .iter()
+            .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+            .and_then(|v| v.get("name").cloned());
+        let Some(status) = new.get_mut("status").and_then(Value::as_object_mut) else {
+            return;
+        };
+        if let Some(n) = names {
+            status.insert("acceptedNames".into(), n);
+        }
+        if let Some(sv) = storage {
+            let stored = status.entry("storedVersions").or_insert_with(|| json!([]));
+            if let Some(a) = stored.as_array_mut()
+                && !a.contains(&sv)
+            {
+                a.push(sv);
+            }
+        }
+    }
+
     fn validate(obj: &Value) -> Vec<FieldError> {
         let mut errs = Vec::new();
         let (group, plural) = (s(obj, "/spec/group"), s(obj, "/spec/names/plural"));
@@ -122,12 +146,44 @@ impl Kind for CustomResourceDefinition {
                     "must have exactly one version marked as storage version",
                 ));
             }
+            if !versions
+                .iter()
+                .any(|v| v.get("served").and_then(Value::as_bool) == Some(true))
+            {
+                errs.push(FieldError::invalid(
+                    "spec.versions",
+                    json!(versions),
+                    "must have at least one version marked as served",
+                ));
+            }
+            let mut seen: Vec<&str> = Vec::new();
             for (i, v) in versions.iter().enumerate() {
-                if v.pointer("/schema/openAPIV3Schema").is_none() {
-                    errs.push(FieldError::required(
+                let name = v.get("name").and_then(Value::as_str).unwrap_or("");
+                if seen.contains(&name) {
+                    errs.push(FieldError::duplicate(
+                        format!("spec.versions[{i}].name"),
+                        json!(name),
+                    ));
+                }
+                seen.push(name);
+                match v.pointer("/schema/openAPIV3Schema") {
+                    None => errs.push(FieldError::required(
                         format!("spec.versions[{i}].schema.openAPIV3Schema"),
                         "schemas are required",
-                    ));
+                    )),
+                    Some(schema) => {
+                        let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
+                        if schema.get("type").and_then(Value::as_str) != Some("object") {
+                            errs.push(FieldError::invalid(
+                                format!("{path}.type"),
+                                schema.get("type").cloned().unwrap_or(json!("")),
+                                "must be object at the root",
+                            ));
+                        }
+                        crate::registry::custom_resources_schema::check_structural(
+                            schema, &path, &mut errs,
+                        );
+                    }
                 }
             }
         }
