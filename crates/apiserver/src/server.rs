@@ -153,6 +153,7 @@ async fn bootstrap(reg: &Registry, local_addr: SocketAddr) -> Result<(), ApiErro
             Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }
+        publish_kubernetes_endpoints(reg, local_addr, &opts).await?;
     }
     // The built-in PriorityClasses, as kube-apiserver's scheduling post-start hook makes them.
     if let Some(pc) = reg.kind("scheduling.k8s.io", "priorityclasses") {
@@ -165,6 +166,56 @@ async fn bootstrap(reg: &Registry, local_addr: SocketAddr) -> Result<(), ApiErro
                 Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
+        }
+    }
+    Ok(())
+}
+
+/// The `kubernetes` Service's Endpoints and EndpointSlice: this API server's address, as
+/// kube-apiserver's endpoint reconciler writes them (the endpoints controllers leave them alone).
+/// Rewritten on every start because the port may change.
+async fn publish_kubernetes_endpoints(
+    reg: &Registry,
+    local_addr: SocketAddr,
+    opts: &WriteOptions,
+) -> Result<(), ApiError> {
+    let ip = local_addr.ip().to_string();
+    let port = local_addr.port();
+    let objects = [
+        (
+            reg.kind("", "endpoints"),
+            json!({"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                    "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                "subsets": [{"addresses": [{"ip": ip}],
+                    "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}),
+        ),
+        (
+            reg.kind("discovery.k8s.io", "endpointslices"),
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                    "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                "addressType": if local_addr.is_ipv4() { "IPv4" } else { "IPv6" },
+                "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}),
+        ),
+    ];
+    for (kind, mut obj) in objects {
+        let Some(kind) = kind else { continue };
+        match reg.get(&kind, Some("default"), "kubernetes").await {
+            Ok(existing) => {
+                obj["metadata"]["resourceVersion"] =
+                    existing["metadata"]["resourceVersion"].clone();
+                reg.update(&kind, Some("default"), "kubernetes", obj, "", opts)
+                    .await?;
+            }
+            Err(ApiError::NotFound { .. }) => {
+                match reg.create(&kind, Some("default"), obj, opts).await {
+                    Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(())

@@ -115,6 +115,34 @@ async fn kubectl_with_builtin_kinds_and_openapi() {
             .any(|l| l.starts_with("default") && l.contains("Active")),
         "{out}"
     );
+    // The `kubernetes` Service's endpoints are this API server, as kube-apiserver publishes them.
+    let addr = format!("127.0.0.1:{}", s.api.local_addr.port());
+    let out = k
+        .ok(
+            &[
+                "get",
+                "endpoints",
+                "kubernetes",
+                "-o",
+                "jsonpath={.subsets[0].addresses[0].ip}:{.subsets[0].ports[0].port}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out, addr);
+    let out = k
+        .ok(
+            &[
+                "get",
+                "endpointslices",
+                "kubernetes",
+                "-o",
+                "jsonpath={.endpoints[0].addresses[0]}:{.ports[0].port}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out, addr);
 
     let out = k.ok(&["apply", "-f", "-"], Some(APP)).await;
     assert_eq!(
