@@ -15,6 +15,7 @@ use skiff_k8s_core::status::ApiError;
 
 use crate::ownership::{self, claim, controller_key, is_deleting, new_controller_ref, str_at};
 use crate::replicaset::replicasets;
+use crate::runtime::events::{EventRecorder, EventType};
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::reconcile::{Action, Error, Reconciler};
@@ -169,6 +170,8 @@ fn condition<'a>(status: &'a Value, ty: &str) -> Option<&'a Value> {
 }
 
 pub struct DeploymentController {
+    /// `ScalingReplicaSet` events; none in unit tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
     client: Arc<dyn ApiClient>,
     deployments: Cache,
     replicasets: Cache,
@@ -193,10 +196,28 @@ impl DeploymentController {
     ) -> Self {
         Self {
             client,
+            events: None,
             deployments,
             replicasets,
             pods,
             clock,
+        }
+    }
+
+    /// Records events as upstream's controller does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// `Scaled up replica set web-7c5d from 1 to 3` on the Deployment, as upstream words it.
+    fn record_scaling(&self, d: &Value, rs: &str, from: i64, to: i64) {
+        if let Some(ev) = &self.events
+            && from != to
+        {
+            let way = if to > from { "up" } else { "down" };
+            let msg = format!("Scaled {way} replica set {rs} from {from} to {to}");
+            ev.record(d, EventType::Normal, "ScalingReplicaSet", &msg);
         }
     }
 
@@ -241,6 +262,7 @@ impl DeploymentController {
     /// cache fails with a conflict and the Deployment is retried.
     async fn scale(&self, d: &Value, rs: &Value, to: i64) -> Result<Value, ApiError> {
         let (surge, _) = fenceposts(d);
+        let from = replicas(rs);
         let mut rs = rs.clone();
         rs["spec"]["replicas"] = json!(to);
         let ann = &mut rs["metadata"]["annotations"];
@@ -249,13 +271,16 @@ impl DeploymentController {
         }
         ann[DESIRED_REPLICAS_ANNOTATION] = json!(replicas(d).to_string());
         ann[MAX_REPLICAS_ANNOTATION] = json!((replicas(d) + surge).to_string());
-        self.client
+        let updated = self
+            .client
             .update(
                 &replicasets().in_namespace(ownership::namespace(&rs)),
                 rs,
                 &wopts(),
             )
-            .await
+            .await?;
+        self.record_scaling(d, ownership::name(&updated), from, to);
+        Ok(updated)
     }
 
     /// Replicas a new ReplicaSet may have now (`NewRSNewReplicas`).
@@ -331,6 +356,7 @@ impl DeploymentController {
                     .await
                 {
                     Ok(rs) => {
+                        self.record_scaling(d, ownership::name(&rs), 0, replicas(&rs));
                         self.set_revision(d, next_rev).await?;
                         return Ok((rs, true));
                     }

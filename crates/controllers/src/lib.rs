@@ -47,6 +47,7 @@ use skiff_k8s_core::client::{ApiClient, ResourceRef};
 use tokio::sync::watch;
 
 use runtime::Clock;
+use runtime::events::EventRecorder;
 use runtime::informer::{Cache, Informer};
 use runtime::queue::WorkQueue;
 use runtime::reconcile::{self, Reconciler};
@@ -120,7 +121,9 @@ pub const CONTROLLERS: &[ControllerSpec] = &[
         setup: |inf, client, clock, q| {
             let rs = inf.cache(replicaset::replicasets());
             let pods = inf.cache(replicaset::pods());
-            let c = replicaset::ReplicaSetController::new(client, rs, pods, clock);
+            let events = EventRecorder::new(client.clone(), replicaset::NAME, clock.clone());
+            let c =
+                replicaset::ReplicaSetController::new(client, rs, pods, clock).with_events(events);
             inf.get(replicaset::replicasets()).add_handler(Arc::new(
                 replicaset::ReplicaSetController::on_replicaset(q.clone()),
             ));
@@ -136,7 +139,9 @@ pub const CONTROLLERS: &[ControllerSpec] = &[
             let ds = inf.cache(deployment::deployments());
             let rs = inf.cache(replicaset::replicasets());
             let pods = inf.cache(replicaset::pods());
-            let c = deployment::DeploymentController::new(client, ds, rs, pods, clock);
+            let events = EventRecorder::new(client.clone(), deployment::NAME, clock.clone());
+            let c = deployment::DeploymentController::new(client, ds, rs, pods, clock)
+                .with_events(events);
             inf.get(deployment::deployments()).add_handler(Arc::new(
                 deployment::DeploymentController::on_deployment(q.clone()),
             ));

@@ -11,6 +11,7 @@ use skiff_k8s_core::client::{ApiClient, DeleteOptions, ResourceRef, WriteOptions
 use skiff_k8s_core::status::ApiError;
 
 use crate::ownership::{self, claim, controller_key, is_deleting, new_controller_ref, str_at};
+use crate::runtime::events::{EventRecorder, EventType};
 use crate::runtime::expectations::Expectations;
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
@@ -88,6 +89,8 @@ fn deletion_order(a: &Value, b: &Value) -> Ordering {
 
 pub struct ReplicaSetController {
     client: Arc<dyn ApiClient>,
+    /// `SuccessfulCreate` / `SuccessfulDelete` events; none in unit tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
     replicasets: Cache,
     pods: Cache,
     expectations: Arc<Expectations>,
@@ -103,11 +106,18 @@ impl ReplicaSetController {
     ) -> Self {
         Self {
             client,
+            events: None,
             replicasets,
             pods,
             expectations: Arc::new(Expectations::new(clock.clone())),
             clock,
         }
+    }
+
+    /// Records events as upstream's controller does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Informer handler for ReplicaSets: every change queues the ReplicaSet.
@@ -177,9 +187,21 @@ impl ReplicaSetController {
             let size = batch.min(n - done);
             let mut failed = None;
             for _ in 0..size {
-                if let Err(e) = self.client.create(&r, pod.clone(), &opts).await {
-                    self.expectations.creation_observed(key);
-                    failed.get_or_insert(e);
+                match self.client.create(&r, pod.clone(), &opts).await {
+                    Ok(created) => {
+                        if let Some(ev) = &self.events {
+                            let msg = format!("Created pod: {}", ownership::name(&created));
+                            ev.record(rs, EventType::Normal, "SuccessfulCreate", &msg);
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(ev) = &self.events {
+                            let msg = format!("Error creating: {}", e.message());
+                            ev.record(rs, EventType::Warning, "FailedCreate", &msg);
+                        }
+                        self.expectations.creation_observed(key);
+                        failed.get_or_insert(e);
+                    }
                 }
             }
             done += size;
@@ -197,6 +219,7 @@ impl ReplicaSetController {
 
     async fn delete_pods(
         &self,
+        rs: &Value,
         key: &str,
         mut victims: Vec<Value>,
         n: i64,
@@ -213,7 +236,12 @@ impl ReplicaSetController {
                 ..Default::default()
             };
             match self.client.delete(&r, ownership::name(p), &opts).await {
-                Ok(_) => {}
+                Ok(_) => {
+                    if let Some(ev) = &self.events {
+                        let msg = format!("Deleted pod: {}", ownership::name(p));
+                        ev.record(rs, EventType::Normal, "SuccessfulDelete", &msg);
+                    }
+                }
                 Err(e) => {
                     self.expectations.deletion_observed(key, &key_of(p));
                     if !matches!(e, ApiError::NotFound { .. }) {
@@ -297,7 +325,7 @@ impl Reconciler for ReplicaSetController {
                         .await
                 }
                 Ordering::Greater => {
-                    self.delete_pods(key, owned.clone(), diff.min(BURST_REPLICAS))
+                    self.delete_pods(&rs, key, owned.clone(), diff.min(BURST_REPLICAS))
                         .await
                 }
                 Ordering::Equal => Ok(()),

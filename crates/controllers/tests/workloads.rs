@@ -110,6 +110,30 @@ async fn deployment_to_pods_scale_rollout_and_cascade() {
     .await;
     assert_eq!(d["metadata"]["annotations"][REVISION_ANNOTATION], "1");
     assert_eq!(d["status"]["observedGeneration"], 1);
+    // The events `kubectl describe` shows, in upstream's words.
+    let rs_name = format!("web-{hash}");
+    let events_ref = skiff_k8s_core::client::ResourceRef::new("", "v1", "events");
+    eventually("ScalingReplicaSet and SuccessfulCreate events", || async {
+        let evs = list(c, &events_ref).await;
+        let scaled = evs.iter().any(|e| {
+            e["reason"] == "ScalingReplicaSet"
+                && e["involvedObject"]["kind"] == "Deployment"
+                && e["message"] == format!("Scaled up replica set {rs_name} from 0 to 3").as_str()
+                && e["source"]["component"] == "deployment-controller"
+        });
+        let created = evs
+            .iter()
+            .filter(|e| {
+                e["reason"] == "SuccessfulCreate"
+                    && e["involvedObject"]["name"] == rs_name.as_str()
+                    && e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with(&format!("Created pod: {rs_name}-")))
+            })
+            .count();
+        (scaled && created == 3).then_some(Value::Null)
+    })
+    .await;
     assert_eq!(d["status"]["unavailableReplicas"], 3);
 
     // A deleted pod is replaced.

@@ -2,6 +2,7 @@
 //! [`queue`] (deduplicating work queue with requeue-after), [`reconcile`] (the loop that pops keys
 //! and calls a reconciler), [`expectations`], plus the [`Clock`] controllers read time from.
 
+pub mod events;
 pub mod expectations;
 pub mod informer;
 pub mod queue;
