@@ -57,6 +57,8 @@ pub struct ClusterApiConfig {
     pub node_port_range: std::ops::RangeInclusive<u16>,
     /// The kinds served; `kinds::builtin()` by default.
     pub kinds: Vec<Arc<dyn Strategy>>,
+    /// Mutating admission after the built-in plugins (mutating webhooks' place).
+    pub external_mutators: Vec<Arc<dyn crate::admission::ExternalMutator>>,
 }
 
 impl ClusterApiConfig {
@@ -74,6 +76,7 @@ impl ClusterApiConfig {
             service_cidr: "10.100.0.0/16".into(),
             node_port_range: 30000..=32767,
             kinds: crate::kinds::builtin(),
+            external_mutators: Vec::new(),
         }
     }
 }
@@ -271,7 +274,8 @@ pub async fn start(store: Arc<dyn Store>, cfg: ClusterApiConfig) -> Result<Runni
             &cfg.service_cidr,
             cfg.node_port_range.clone(),
         )
-        .map_err(StartError::Config)?,
+        .map_err(StartError::Config)?
+        .with_external_mutators(cfg.external_mutators.clone()),
     );
     registry.load().await?;
     let acceptor = cfg.tls.as_ref().map(tls_acceptor).transpose()?;

@@ -5,7 +5,6 @@
 mod support;
 use support::{Gw, TF_PLUGINS, terraform};
 
-
 const MAIN_TF: &str = r#"
 variable "endpoint" { type = string }
 provider "aws" {

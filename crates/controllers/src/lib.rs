@@ -1,7 +1,10 @@
 //! # skiff-controllers: the in-process controllers of one cluster
 //!
 //! kube-controller-manager's loops that make workloads run: ReplicaSets create and delete Pods,
-//! Deployments roll ReplicaSets, every namespace gets a `default` ServiceAccount. Controllers write
+//! Deployments roll ReplicaSets, StatefulSets, DaemonSets, Jobs and CronJobs run their pods,
+//! Services get Endpoints and EndpointSlices, claims bind to volumes, silent nodes are tainted and
+//! drained, PodDisruptionBudgets and HPAs keep their status, every namespace gets a `default`
+//! ServiceAccount. Controllers write
 //! through the API rules, not around them: every read comes from an informer cache fed by
 //! [`ApiClient::watch`], every write goes through [`ApiClient`] (the API server's registry
 //! in-process, `skiff_apiserver::client::RegistryClient`), so strategies, admission and

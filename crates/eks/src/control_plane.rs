@@ -24,6 +24,8 @@ use skiff_store::{ListOptions, Op, Precondition};
 
 use crate::cluster_dir::{self, ClusterRecord, EksBinding};
 use crate::eks_token::{self, EksTokenAuthenticator, NamespacedAccessAuthorizer};
+use crate::pod_network::EksPodNetwork;
+use skiff_k8s_core::client::ApiClient;
 
 /// The Kubernetes version new clusters report (EKS's default track).
 pub const DEFAULT_KUBERNETES_VERSION: &str = "1.33";
@@ -45,6 +47,16 @@ pub enum ControlPlaneError {
     #[error("publishing the OIDC issuer keys: {0}")]
     Oidc(String),
 }
+
+/// Whether each cluster runs `skiff_scheduler::run` (the switch that guarded the wiring while the
+/// scheduler crate was a skeleton; off, pods stay Pending as with no scheduler).
+pub const SCHEDULER_READY: bool = true;
+/// Whether each cluster runs the simulated kubelets `skiff_nodes::run_sim` (off, Nodes keep the
+/// Ready status they register with and no pod runs).
+pub const SIM_KUBELET_READY: bool = true;
+/// The identity the simulated kubelets write as (one agent serves every Node of a cluster; upstream
+/// each kubelet is `system:node:<name>` in `system:nodes`).
+pub const SIM_KUBELET_USER: &str = "system:node:skiff-sim";
 
 /// Objects removed per transaction when a deleted cluster's objects are purged (bounded txns).
 const PURGE_BATCH: usize = 500;
@@ -161,6 +173,16 @@ impl ControlPlanes {
             .await
             .get(name)
             .map(|c| c.ca_pem.clone())
+    }
+
+    /// An in-process client of the running cluster `name` acting as `user` (`system:node:<name>`
+    /// for a kubelet registering its Node), or None when the cluster is not running.
+    pub async fn client(&self, name: &str, user: &str) -> Option<Arc<dyn ApiClient>> {
+        let running = self.running.lock().await;
+        let cluster = running.get(name)?;
+        let client: Arc<dyn ApiClient> =
+            Arc::new(RegistryClient::new(cluster.api.registry.clone(), user));
+        Some(client)
     }
 
     /// Every control plane recorded in the data dir that serves an EKS record, running or not.
@@ -297,10 +319,16 @@ impl ControlPlanes {
         });
         cfg.authenticators = auth.authenticators;
         cfg.authorizers = auth.authorizers;
-        if record.eks.is_some() {
+        if let Some(eks) = &record.eks {
             let scoped: Arc<dyn Authorizer> =
                 Arc::new(NamespacedAccessAuthorizer::new(auth.rbac.clone()));
             cfg.authorizers.push(scoped);
+            // amazon-eks-pod-identity-webhook: IRSA and EKS Pod Identity env and token volumes.
+            cfg.external_mutators
+                .push(Arc::new(crate::irsa::PodIdentityWebhook::new(
+                    store.clone(),
+                    eks.clone(),
+                )));
         }
         cfg.create_only = auth.create_only;
         cfg.subresources = auth.subresources;
@@ -314,10 +342,10 @@ impl ControlPlanes {
             api.registry.clone(),
             "system:kube-controller-manager",
         ));
-        let background = vec![
+        let mut background = vec![
             tokio::spawn(skiff_controllers::run_all(
                 controller_client,
-                controllers_stopped,
+                controllers_stopped.clone(),
             )),
             tokio::spawn(run_token_controller(store.clone(), id.clone(), pki.clone())),
             tokio::spawn(run_aggregation_controller(
@@ -326,6 +354,58 @@ impl ControlPlanes {
                 auth.rbac.clone(),
             )),
         ];
+        // kube-scheduler and the kubelets of the cluster's nodes, next to the controllers.
+        if SCHEDULER_READY {
+            let client = Arc::new(RegistryClient::new(
+                api.registry.clone(),
+                "system:kube-scheduler",
+            ));
+            background.push(tokio::spawn(skiff_scheduler::run(
+                client,
+                controllers_stopped.clone(),
+            )));
+        }
+        if SIM_KUBELET_READY {
+            let client = Arc::new(RegistryClient::new(api.registry.clone(), SIM_KUBELET_USER));
+            let (account, region) = match &record.eks {
+                Some(e) => (e.account.clone(), e.region.clone()),
+                None => (
+                    skiff_aws::credentials::DEFAULT_ACCOUNT_ID.to_string(),
+                    "us-east-1".to_string(),
+                ),
+            };
+            let network = Arc::new(EksPodNetwork::new(store.clone(), &account, &region, &id));
+            background.push(tokio::spawn(skiff_nodes::run_sim(
+                client,
+                network,
+                controllers_stopped.clone(),
+            )));
+        }
+        // The AWS Load Balancer Controller and ExternalDNS, as EKS clusters run them as add-ons.
+        if let Some(eks) = &record.eks {
+            let client = Arc::new(RegistryClient::new(
+                api.registry.clone(),
+                crate::load_balancer::CONTROLLER_USER,
+            ));
+            background.push(tokio::spawn(crate::load_balancer::run(
+                client,
+                store.clone(),
+                eks.clone(),
+                controllers_stopped.clone(),
+            )));
+            // The EBS CSI driver add-on (controller half and node registration).
+            let client = Arc::new(RegistryClient::new(
+                api.registry.clone(),
+                crate::ebs_csi::CONTROLLER_USER,
+            ));
+            background.push(tokio::spawn(crate::ebs_csi::run(
+                client,
+                store.clone(),
+                eks.clone(),
+                record.kubernetes_version.clone(),
+                controllers_stopped.clone(),
+            )));
+        }
         tracing::info!(cluster = %record.name, addr = %api.local_addr, "control plane started");
         running.insert(
             record.name.clone(),

@@ -1,20 +1,38 @@
 //! # skiff-eks: EKS clusters made real
 //!
 //! Starts, restores and stops one Kubernetes control plane per cluster (the API server of
-//! `skiff-apiserver` on its own TLS port with its own CA), and — in later tranches — turns nodegroups into
-//! instances and Nodes and runs the in-cluster AWS integrations.
+//! `skiff-apiserver` on its own TLS port with its own CA, its controllers, scheduler and simulated
+//! kubelets), turns managed nodegroups into Auto Scaling groups, EC2 instances and Nodes, and hands
+//! pods VPC addresses, and runs the in-cluster AWS integrations EKS users install (the AWS Load
+//! Balancer Controller, ExternalDNS, the EBS CSI driver, the pod identity webhook).
 //!
-//! May depend on: `aws`, `apiserver`, `k8s-core`, `store` (and later `controllers`, `scheduler`, `nodes`).
+//! May depend on: `aws`, `apiserver`, `k8s-core`, `store`, `controllers`, `scheduler`, `nodes`.
 //! Nothing depends on it but the binary: the AWS API never calls into clusters (design.md §3).
 //!
 //! Start at [`control_plane`] (one API server per cluster), then [`cluster_lifecycle`] (EKS records →
 //! running planes, `ACTIVE`), [`eks_token`] (`aws eks get-token` authentication, access entries,
-//! aws-auth) and [`oidc`] (each cluster's issuer discovery on the gateway).
+//! aws-auth) and [`oidc`] (each cluster's issuer discovery on the gateway). Nodes: [`nodegroups`]
+//! (nodegroup → Auto Scaling group → instances → Nodes), [`node_object`] (what a Node of an EKS
+//! instance looks like), [`pod_network`] (pod IPs as ENI secondary addresses), [`demo`]
+//! (`skiff up --demo`). Integrations: [`load_balancer`] (Services → NLBs; rules in
+//! [`load_balancer_model`]), [`ingress_alb`] (Ingresses → ALBs), [`external_dns`] (Route 53 records),
+//! [`ebs_csi`] (PVCs → EBS volumes, attach/detach), [`irsa`] (IRSA and Pod Identity at admission).
 
 pub mod aws_auth;
 pub mod cluster_dir;
 pub mod cluster_lifecycle;
 pub mod control_plane;
+pub mod demo;
+pub mod ebs_csi;
 pub mod eks_token;
+pub mod external_dns;
+pub mod ingress_alb;
+pub mod irsa;
 pub mod kubeconfig;
+pub mod load_balancer;
+pub mod load_balancer_model;
+pub mod node_object;
+pub mod nodegroups;
 pub mod oidc;
+pub mod pod_network;
+pub mod service_context;

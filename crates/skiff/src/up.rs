@@ -1,6 +1,6 @@
 //! `skiff up`: open the store, restore every cluster, serve the AWS gateway (with each EKS cluster's
-//! OIDC discovery under `/_skiff/oidc/`), reconcile EKS cluster records into running control planes,
-//! wait for a signal.
+//! OIDC discovery under `/_skiff/oidc/`), reconcile EKS cluster records into running control planes
+//! and nodegroups into instances and Nodes, wait for a signal.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use anyhow::Context;
 use skiff_aws::gateway::{GatewayConfig, GatewayState, router, serve_router};
 use skiff_eks::cluster_lifecycle::ClusterLifecycle;
 use skiff_eks::control_plane::ControlPlanes;
+use skiff_eks::nodegroups::NodegroupReconciler;
 
 use crate::cli::UpArgs;
 
@@ -55,21 +56,36 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
     let gateway = serve_router(app, args.listen).await?;
 
     planes.restore_all().await.context("restoring clusters")?;
+    // `--demo` goes the way a user would on AWS: VPC, subnets, roles, EKS cluster `demo` (made
+    // ACTIVE by the sync below), then nodegroup `demo-ng`, whose Nodes the nodegroup sync registers.
     if args.demo {
-        let rec = planes
-            .ensure("demo")
+        skiff_eks::demo::ensure_cluster(store.clone())
             .await
-            .context("creating the demo cluster")?;
-        tracing::info!(
-            port = rec.port,
-            "demo cluster ready: skiff kubeconfig demo > kc && kubectl --kubeconfig kc get ns"
-        );
+            .map_err(|e| anyhow::anyhow!("creating the demo cluster: {e}"))?;
     }
     // Every EKS cluster record gets its control plane (restored ones were started above) before
     // health turns green; then the reconciler follows the store from the scan's revision.
     let lifecycle = ClusterLifecycle::new(store.clone(), planes.clone());
     let from = lifecycle.sync().await.context("reconciling EKS clusters")?;
     let reconciler = tokio::spawn(lifecycle.run(from));
+    if args.demo {
+        skiff_eks::demo::ensure_nodegroup(store.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the demo nodegroup: {e}"))?;
+    }
+    // Nodegroups → Auto Scaling groups → instances → Nodes, re-synced on every start (instances are
+    // records and Nodes objects, so nothing is made twice).
+    let nodegroups = NodegroupReconciler::new(store.clone(), planes.clone());
+    let ng_from = nodegroups
+        .sync()
+        .await
+        .context("reconciling EKS nodegroups")?;
+    let nodegroup_reconciler = tokio::spawn(nodegroups.run(ng_from));
+    if args.demo {
+        tracing::info!(
+            "demo cluster ready: skiff kubeconfig demo > kc && kubectl --kubeconfig kc get nodes"
+        );
+    }
     planes.mark_started();
     tracing::info!(gateway = %gateway.local_addr, data_dir = %data_dir.display(), "skiff is up");
     let purger = tokio::spawn(purge_expired_credentials(store.clone()));
@@ -78,6 +94,7 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     purger.abort();
     reconciler.abort();
+    nodegroup_reconciler.abort();
     planes.shutdown().await;
     gateway.shutdown().await?;
     Ok(())

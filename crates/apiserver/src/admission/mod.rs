@@ -170,7 +170,24 @@ pub async fn mutate(reg: &Registry, req: &Request<'_>, obj: &mut Value) -> Resul
     for p in PLUGINS {
         p.mutate(reg, req, obj).await?;
     }
+    // Where kube-apiserver calls MutatingAdmissionWebhooks: after the built-in plugins, before
+    // validation, so what they add is validated and charged to quota like the rest.
+    for m in reg.external_mutators() {
+        m.mutate(reg, req, obj).await?;
+    }
     Ok(())
+}
+
+/// Mutating admission supplied by the embedder (the EKS layer's pod identity webhook), run
+/// after the built-in plugins as mutating webhooks are upstream.
+#[async_trait::async_trait]
+pub trait ExternalMutator: Send + Sync + 'static {
+    async fn mutate(
+        &self,
+        reg: &Registry,
+        req: &Request<'_>,
+        obj: &mut Value,
+    ) -> Result<(), ApiError>;
 }
 
 /// The validating phase of every plugin, in order. `obj` is None for a delete.

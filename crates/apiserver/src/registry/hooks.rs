@@ -13,7 +13,10 @@ use crate::authn::UserInfo;
 #[derive(Debug, Clone)]
 pub enum HookError {
     BadRequest(String),
-    NotFound { resource: String, name: String },
+    NotFound {
+        resource: String,
+        name: String,
+    },
     Forbidden(String),
     Invalid(Vec<FieldError>),
     Internal(String),

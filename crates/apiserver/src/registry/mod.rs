@@ -104,6 +104,9 @@ pub struct Registry {
     /// OpenAPI documents with the custom resources, for the CRD generation they were built at.
     openapi: Mutex<Option<(u64, Arc<crate::openapi::custom_resources::CustomDocuments>)>>,
     services: service_allocator::ServiceAllocator,
+    /// Mutating admission beyond the built-in plugins (where upstream calls mutating webhooks):
+    /// the EKS pod identity webhook.
+    external_mutators: Vec<Arc<dyn crate::admission::ExternalMutator>>,
 }
 
 impl Registry {
@@ -134,7 +137,22 @@ impl Registry {
             cleanup_resumed: AtomicBool::new(false),
             openapi: Mutex::new(None),
             services: service_allocator::ServiceAllocator::new(service_cidr, node_ports)?,
+            external_mutators: Vec::new(),
         })
+    }
+
+    /// Adds mutating admission that runs after the built-in plugins, in the given order.
+    pub fn with_external_mutators(
+        mut self,
+        mutators: Vec<Arc<dyn crate::admission::ExternalMutator>>,
+    ) -> Self {
+        self.external_mutators = mutators;
+        self
+    }
+
+    /// The mutators added by [`Registry::with_external_mutators`].
+    pub fn external_mutators(&self) -> &[Arc<dyn crate::admission::ExternalMutator>] {
+        &self.external_mutators
     }
 
     /// Reads what allocators need from the store (Services' cluster IPs and node ports) and the

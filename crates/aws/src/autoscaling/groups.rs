@@ -401,7 +401,9 @@ pub async fn delete_auto_scaling_group(
     Ok(json!({}))
 }
 
-/// (instance id, zone) of the given instances that EC2 still reports pending or running.
+/// (instance id, zone) of the given instances that EC2 still reports pending or running (an id EC2
+/// no longer knows is simply gone). Reads the instance records only: a group of 1,000 is checked
+/// without assembling every instance's interfaces and volumes.
 async fn live_instances(
     ctx: &RequestContext,
     ids: &[String],
@@ -409,18 +411,15 @@ async fn live_instances(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let all = crate::ec2::describe_instances_internal(ctx, ids)
-        .await
-        .or_else(|e| {
-            // An id EC2 no longer knows is simply gone.
-            if e.code.starts_with("InvalidInstanceID") {
-                Ok(Vec::new())
-            } else {
-                Err(e)
-            }
-        })?;
+    let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let all = crate::ec2::instances::instance_records(ctx).await?;
     Ok(all
         .iter()
+        .filter(|i| {
+            i["InstanceId"]
+                .as_str()
+                .is_some_and(|id| wanted.contains(id))
+        })
         .filter(|i| matches!(i["State"]["Name"].as_str(), Some("pending" | "running")))
         .map(|i| {
             (
@@ -451,10 +450,14 @@ pub async fn reconcile_group(
         .iter()
         .filter_map(|i| i["InstanceId"].as_str().map(str::to_string))
         .collect();
-    let live = live_instances(ctx, &ids).await?;
+    let live: std::collections::HashSet<String> = live_instances(ctx, &ids)
+        .await?
+        .into_iter()
+        .map(|l| l.0)
+        .collect();
     let mut members: Vec<Value> = recorded
         .into_iter()
-        .filter(|i| live.iter().any(|l| i["InstanceId"] == l.0.as_str()))
+        .filter(|i| i["InstanceId"].as_str().is_some_and(|id| live.contains(id)))
         .collect();
     let before = members.len();
     let mut ops = Vec::new();
@@ -477,21 +480,46 @@ pub async fn reconcile_group(
             ));
         }
     }
-    while members.len() < desired {
-        // The subnet whose zone has the fewest members.
-        let count = |az: &str| {
-            members
-                .iter()
-                .filter(|m| m["AvailabilityZone"] == az)
-                .count()
-        };
-        let subnet = subnets.iter().min_by_key(|s| count(&s.1)).cloned();
+    // Plan every missing member first (the subnet whose zone has the fewest members, the override
+    // type in turn), then launch each (subnet, type) batch with one RunInstances: a group of 1,000
+    // is a handful of store transactions, not 1,000.
+    let mut per_zone: std::collections::BTreeMap<String, usize> = Default::default();
+    for m in &members {
+        *per_zone
+            .entry(
+                m["AvailabilityZone"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+            .or_default() += 1;
+    }
+    let mut batches: Vec<(Option<String>, Option<String>, usize)> = Vec::new();
+    for slot in members.len()..desired {
+        let subnet = subnets
+            .iter()
+            .min_by_key(|s| per_zone.get(&s.1).copied().unwrap_or(0))
+            .cloned();
+        if let Some(s) = &subnet {
+            *per_zone.entry(s.1.clone()).or_default() += 1;
+        }
+        let subnet_id = subnet.map(|s| s.0);
+        let instance_type =
+            (!overrides.is_empty()).then(|| overrides[slot % overrides.len()].clone());
+        match batches
+            .iter_mut()
+            .find(|b| b.0 == subnet_id && b.1 == instance_type)
+        {
+            Some(b) => b.2 += 1,
+            None => batches.push((subnet_id, instance_type, 1)),
+        }
+    }
+    for (subnet_id, instance_type, count) in batches {
         let req = LaunchRequest {
             launch_template: Some(spec.clone()),
-            instance_type: (!overrides.is_empty())
-                .then(|| overrides[members.len() % overrides.len()].clone()),
-            subnet_id: subnet.as_ref().map(|s| s.0.clone()),
-            count: 1,
+            instance_type,
+            subnet_id,
+            count,
             tags: tags.clone(),
             ..LaunchRequest::default()
         };

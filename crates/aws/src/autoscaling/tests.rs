@@ -239,3 +239,39 @@ async fn tags_round_trip() {
     .unwrap_err();
     assert_eq!(missing.code, "ValidationError");
 }
+
+#[tokio::test]
+async fn launches_are_batched_one_reservation_per_subnet() {
+    let c = ctx();
+    let subnets = subnets_and_template(&c).await;
+    ok(&c, "CreateAutoScalingGroup", json!({"AutoScalingGroupName": "big", "MinSize": 0, "MaxSize": 20, "DesiredCapacity": 10,
+        "LaunchTemplate": {"LaunchTemplateName": "lt-nodes", "Version": "$Latest"}, "VPCZoneIdentifier": subnets})).await;
+    let insts = running(&c, "big").await;
+    assert_eq!(insts.len(), 10);
+    let per_zone = |z: &str| {
+        insts
+            .iter()
+            .filter(|i| i["Placement"]["AvailabilityZone"] == z)
+            .count()
+    };
+    assert_eq!((per_zone("us-east-1a"), per_zone("us-east-1b")), (5, 5));
+    let d = crate::ec2::dispatch(&c, "DescribeInstances", json!({}))
+        .await
+        .unwrap();
+    let reservations = d["Reservations"].as_array().unwrap();
+    assert_eq!(reservations.len(), 2, "one RunInstances per subnet");
+    // Scaling out from 10 to 13 keeps the zones balanced (7/6) in two more batches.
+    ok(
+        &c,
+        "SetDesiredCapacity",
+        json!({"AutoScalingGroupName": "big", "DesiredCapacity": 13}),
+    )
+    .await;
+    let insts = running(&c, "big").await;
+    let mut counts = [0, 0];
+    for i in &insts {
+        counts[usize::from(i["Placement"]["AvailabilityZone"] == "us-east-1b")] += 1;
+    }
+    counts.sort();
+    assert_eq!(counts, [6, 7]);
+}

@@ -1196,6 +1196,19 @@ pub async fn describe_instances_internal(
     Ok(all.iter().map(|i| render(i, &enis, &vols)).collect())
 }
 
+/// The stored instance records (public members: id, type, image, state, placement, addresses,
+/// tags) of every visible instance, without assembling interfaces and block devices: what
+/// AutoScaling and the EKS layer need to follow many instances cheaply.
+#[doc(alias = "DescribeInstances")]
+pub async fn instance_records(ctx: &RequestContext) -> Result<Vec<Value>, AwsError> {
+    Ok(common::load_all(ctx, "instance")
+        .await?
+        .iter()
+        .filter(|i| !expired(i))
+        .map(common::public)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{ctx, err, ok};
@@ -1205,6 +1218,53 @@ mod tests {
         let v = ok(c, "CreateVpc", json!({"CidrBlock": "10.0.0.0/16"})).await;
         let s = ok(c, "CreateSubnet", json!({"VpcId": v["Vpc"]["VpcId"], "CidrBlock": cidr, "AvailabilityZone": "us-east-1a"})).await;
         s["Subnet"]["SubnetId"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn instance_records_are_the_described_instances_without_attachments() {
+        let c = ctx();
+        let subnet_id = subnet(&c, "10.0.1.0/24").await;
+        let r = ok(
+            &c,
+            "RunInstances",
+            json!({"ImageId": "ami-0123456789abcdef0", "InstanceType": "m5.large",
+            "MinCount": 2, "MaxCount": 2, "SubnetId": subnet_id}),
+        )
+        .await;
+        let recs = instance_records(&c).await.unwrap();
+        assert_eq!(recs.len(), 2);
+        let described = describe_instances_internal(&c, &[]).await.unwrap();
+        for rec in &recs {
+            let d = described
+                .iter()
+                .find(|d| d["InstanceId"] == rec["InstanceId"])
+                .unwrap();
+            for m in [
+                "PrivateIpAddress",
+                "PrivateDnsName",
+                "InstanceType",
+                "Placement",
+                "State",
+                "Tags",
+            ] {
+                assert_eq!(rec[m], d[m], "{m}");
+            }
+            assert!(rec.get("_reservation_id").is_none());
+            assert!(rec.get("NetworkInterfaces").is_none());
+        }
+        let id = r["Instances"][0]["InstanceId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        terminate_instances_internal(&c, std::slice::from_ref(&id))
+            .await
+            .unwrap();
+        let recs = instance_records(&c).await.unwrap();
+        let gone = recs
+            .iter()
+            .find(|i| i["InstanceId"] == id.as_str())
+            .unwrap();
+        assert_eq!(gone["State"]["Name"], "terminated");
     }
 
     #[tokio::test]

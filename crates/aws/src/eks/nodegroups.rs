@@ -8,8 +8,8 @@ use skiff_store::{Precondition, Store};
 
 use super::clusters::{SUPPORTED_VERSIONS, check_role, load_cluster, subnets};
 use super::common::{
-    error, in_use, invalid, key_in, load, not_found, now, page_names, public, req_str, save,
-    str_list, tags_of,
+    error, in_use, invalid, key_in, load, not_found, now, page_names, public, req_str, str_list,
+    tags_of,
 };
 use super::updates::{new_update, record_update};
 use crate::context::RequestContext;
@@ -17,6 +17,19 @@ use crate::resources;
 
 fn ng_key(account: &str, region: &str, cluster: &str, ng: &str) -> String {
     key_in(account, region, "nodegroup", &format!("{cluster}/{ng}"))
+}
+
+/// Where a deleted nodegroup is kept (status `DELETING`) until the EKS layer has removed its Auto
+/// Scaling group, instances and Nodes. A separate key, so ListNodegroups and DeleteCluster no longer
+/// count it (as the records' removal has always meant here), while DescribeNodegroup still answers
+/// `DELETING` and `aws eks wait nodegroup-deleted` waits for the drain.
+fn tomb_key(account: &str, region: &str, cluster: &str, ng: &str) -> String {
+    key_in(
+        account,
+        region,
+        "nodegroup-deleting",
+        &format!("{cluster}/{ng}"),
+    )
 }
 
 fn no_nodegroup(name: &str) -> AwsError {
@@ -215,14 +228,23 @@ pub async fn create_nodegroup(ctx: &RequestContext, input: Value) -> Result<Valu
             ng[member] = input[member].clone();
         }
     }
-    save(
-        &*ctx.store,
-        &key,
-        &ng,
-        Precondition::MustNotExist,
-        &format!("NodeGroup already exists with name {name} and cluster name {cluster_name}"),
-    )
-    .await?;
+    // A new nodegroup of a name still draining replaces its tombstone; the EKS layer tells the old
+    // Auto Scaling group from the new one by the ARN's id.
+    let mut ops = vec![resources::put_op(&key, &ng, Precondition::MustNotExist)];
+    let tomb = tomb_key(&ctx.account_id, &ctx.region, cluster_name, name);
+    if load(&*ctx.store, &tomb).await?.is_some() {
+        ops.push(skiff_store::Op::Delete {
+            key: tomb,
+            precondition: Precondition::None,
+        });
+    }
+    resources::commit(&*ctx.store, ops).await.map_err(|e| {
+        e.unwrap_or_else(|| {
+            in_use(format!(
+                "NodeGroup already exists with name {name} and cluster name {cluster_name}"
+            ))
+        })
+    })?;
     Ok(json!({ "nodegroup": public(&ng) }))
 }
 
@@ -231,7 +253,16 @@ pub async fn describe_nodegroup(ctx: &RequestContext, input: Value) -> Result<Va
     let cluster = req_str(&input, "clusterName")?;
     let name = req_str(&input, "nodegroupName")?;
     load_cluster(ctx, cluster).await?;
-    let (ng, _) = load_nodegroup(ctx, cluster, name).await?;
+    let ng = match load_nodegroup(ctx, cluster, name).await {
+        Ok((ng, _)) => ng,
+        Err(e) => {
+            let tomb = tomb_key(&ctx.account_id, &ctx.region, cluster, name);
+            match load(&*ctx.store, &tomb).await? {
+                Some((ng, _)) => ng,
+                None => return Err(e),
+            }
+        }
+    };
     Ok(json!({ "nodegroup": public(&ng) }))
 }
 
@@ -397,23 +428,32 @@ pub async fn update_nodegroup_version(
     Ok(json!({ "update": update }))
 }
 
-/// Removes the record and answers `DELETING`; the EKS layer sees the delete and drains the group.
+/// Moves the record to its tombstone (`DELETING`) and answers `DELETING`; the EKS layer sees the
+/// delete, drains the group and then forgets the tombstone ([`forget_deleted_nodegroup`]).
 #[doc(alias = "DeleteNodegroup")]
 pub async fn delete_nodegroup(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
     let cluster = req_str(&input, "clusterName")?;
     let name = req_str(&input, "nodegroupName")?;
     load_cluster(ctx, cluster).await?;
     let (mut ng, rev) = load_nodegroup(ctx, cluster, name).await?;
+    ng["status"] = json!("DELETING");
+    ng["modifiedAt"] = json!(now());
     resources::commit(
         &*ctx.store,
-        vec![skiff_store::Op::Delete {
-            key: ng_key(&ctx.account_id, &ctx.region, cluster, name),
-            precondition: Precondition::ModRevision(rev),
-        }],
+        vec![
+            skiff_store::Op::Delete {
+                key: ng_key(&ctx.account_id, &ctx.region, cluster, name),
+                precondition: Precondition::ModRevision(rev),
+            },
+            resources::put_op(
+                &tomb_key(&ctx.account_id, &ctx.region, cluster, name),
+                &ng,
+                Precondition::None,
+            ),
+        ],
     )
     .await
     .map_err(|e| e.unwrap_or_else(|| in_use("The nodegroup was modified concurrently; retry")))?;
-    ng["status"] = json!("DELETING");
     Ok(json!({ "nodegroup": public(&ng) }))
 }
 
@@ -429,6 +469,100 @@ pub async fn list_nodegroup_records(
     let prefix = key_in(account, region, "nodegroup", &format!("{cluster}/"));
     let all: Vec<Value> = resources::list(store, &prefix).await?;
     Ok(all.iter().map(public).collect())
+}
+
+/// One nodegroup record (all members, the ARN included), or None.
+pub async fn get_nodegroup_record(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    cluster: &str,
+    nodegroup: &str,
+) -> Result<Option<Value>, AwsError> {
+    Ok(load(store, &ng_key(account, region, cluster, nodegroup))
+        .await?
+        .map(|(v, _)| public(&v)))
+}
+
+/// Whether a deleted nodegroup is still draining (its tombstone exists).
+pub async fn deleted_nodegroup_pending(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    cluster: &str,
+    nodegroup: &str,
+) -> Result<bool, AwsError> {
+    Ok(load(store, &tomb_key(account, region, cluster, nodegroup))
+        .await?
+        .is_some())
+}
+
+/// The deleted nodegroup is drained (group, instances and Nodes gone): DescribeNodegroup now
+/// answers `ResourceNotFoundException`. Absent tombstones are a no-op.
+pub async fn forget_deleted_nodegroup(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    cluster: &str,
+    nodegroup: &str,
+) -> Result<(), AwsError> {
+    let key = tomb_key(account, region, cluster, nodegroup);
+    if load(store, &key).await?.is_none() {
+        return Ok(());
+    }
+    resources::commit(
+        store,
+        vec![skiff_store::Op::Delete {
+            key,
+            precondition: Precondition::None,
+        }],
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.unwrap_or_else(|| in_use("The nodegroup was modified concurrently; retry")))
+}
+
+/// (account, region, cluster, nodegroup) of a nodegroup record key, or None for any other key.
+pub fn parse_nodegroup_key(key: &str) -> Option<(&str, &str, &str, &str)> {
+    parse_ng_key(key, "nodegroup")
+}
+
+/// (account, region, cluster, nodegroup) of a deleted nodegroup's tombstone key.
+pub fn parse_deleted_nodegroup_key(key: &str) -> Option<(&str, &str, &str, &str)> {
+    parse_ng_key(key, "nodegroup-deleting")
+}
+
+fn parse_ng_key<'a>(key: &'a str, kind: &str) -> Option<(&'a str, &'a str, &'a str, &'a str)> {
+    let rest = key.strip_prefix("/aws/")?;
+    let mut parts = rest.splitn(6, '/');
+    let (account, region, service, k, cluster, ng) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    (service == "eks" && k == kind && !cluster.is_empty() && !ng.is_empty() && !ng.contains('/'))
+        .then_some((account, region, cluster, ng))
+}
+
+/// Ids of the nodegroup's updates still `InProgress` (UpdateNodegroupConfig / Version), which the EKS
+/// layer completes with `complete_update` once the group matches.
+pub async fn pending_nodegroup_updates(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    cluster: &str,
+    nodegroup: &str,
+) -> Result<Vec<String>, AwsError> {
+    let prefix = key_in(account, region, "update", &format!("{cluster}/"));
+    let all: Vec<Value> = resources::list(store, &prefix).await?;
+    Ok(all
+        .iter()
+        .filter(|u| u["_nodegroup"] == nodegroup && u["status"] == "InProgress")
+        .filter_map(|u| u["id"].as_str().map(str::to_string))
+        .collect())
 }
 
 /// Record a nodegroup's status (`ACTIVE`, `CREATE_FAILED`, `DEGRADED` …) and the Auto Scaling groups
@@ -494,6 +628,30 @@ mod tests {
         assert!(e.message.contains("Desired capacity 5"));
         assert!(check_scaling(&json!({"minSize": 4, "maxSize": 3, "desiredSize": 3})).is_err());
         assert!(check_scaling(&json!({"minSize": 0, "maxSize": 0, "desiredSize": 0})).is_err());
+    }
+
+    #[test]
+    fn nodegroup_keys_parse() {
+        assert_eq!(
+            parse_nodegroup_key("/aws/0/us-east-1/eks/nodegroup/prod/ng"),
+            Some(("0", "us-east-1", "prod", "ng"))
+        );
+        assert_eq!(
+            parse_deleted_nodegroup_key("/aws/0/us-east-1/eks/nodegroup-deleting/prod/ng"),
+            Some(("0", "us-east-1", "prod", "ng"))
+        );
+        assert_eq!(
+            parse_nodegroup_key("/aws/0/us-east-1/eks/nodegroup-deleting/prod/ng"),
+            None
+        );
+        assert_eq!(
+            parse_nodegroup_key("/aws/0/us-east-1/eks/cluster/prod"),
+            None
+        );
+        assert_eq!(
+            parse_nodegroup_key("/aws/0/us-east-1/eks/nodegroup/prod/"),
+            None
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use skiff_aws_model::AwsError;
 use crate::context::RequestContext;
 
 pub mod attributes;
+pub mod capacity;
 mod common;
 pub mod listeners;
 pub mod load_balancers;
@@ -52,6 +53,9 @@ pub async fn dispatch(
         "RegisterTargets" => targets::register_targets(ctx, input).await,
         "DeregisterTargets" => targets::deregister_targets(ctx, input).await,
         "DescribeTargetHealth" => targets::describe_target_health(ctx, input).await,
+        // capacity.rs
+        "DescribeCapacityReservation" => capacity::describe_capacity_reservation(ctx, input).await,
+        "ModifyCapacityReservation" => capacity::modify_capacity_reservation(ctx, input).await,
         // attributes.rs
         "DescribeLoadBalancerAttributes" => {
             attributes::describe_load_balancer_attributes(ctx, input).await
