@@ -48,12 +48,6 @@ pub enum ControlPlaneError {
     Oidc(String),
 }
 
-/// Whether each cluster runs `skiff_scheduler::run` (the switch that guarded the wiring while the
-/// scheduler crate was a skeleton; off, pods stay Pending as with no scheduler).
-pub const SCHEDULER_READY: bool = true;
-/// Whether each cluster runs the simulated kubelets `skiff_nodes::run_sim` (off, Nodes keep the
-/// Ready status they register with and no pod runs).
-pub const SIM_KUBELET_READY: bool = true;
 /// The identity the simulated kubelets write as (one agent serves every Node of a cluster; upstream
 /// each kubelet is `system:node:<name>` in `system:nodes`).
 pub const SIM_KUBELET_USER: &str = "system:node:skiff-sim";
@@ -355,32 +349,31 @@ impl ControlPlanes {
             )),
         ];
         // kube-scheduler and the kubelets of the cluster's nodes, next to the controllers.
-        if SCHEDULER_READY {
-            let client = Arc::new(RegistryClient::new(
-                api.registry.clone(),
-                "system:kube-scheduler",
-            ));
-            background.push(tokio::spawn(skiff_scheduler::run(
-                client,
-                controllers_stopped.clone(),
-            )));
-        }
-        if SIM_KUBELET_READY {
-            let client = Arc::new(RegistryClient::new(api.registry.clone(), SIM_KUBELET_USER));
-            let (account, region) = match &record.eks {
-                Some(e) => (e.account.clone(), e.region.clone()),
-                None => (
-                    skiff_aws::credentials::DEFAULT_ACCOUNT_ID.to_string(),
-                    "us-east-1".to_string(),
-                ),
-            };
-            let network = Arc::new(EksPodNetwork::new(store.clone(), &account, &region, &id));
-            background.push(tokio::spawn(skiff_nodes::run_sim(
-                client,
-                network,
-                controllers_stopped.clone(),
-            )));
-        }
+        let scheduler_client = Arc::new(RegistryClient::new(
+            api.registry.clone(),
+            "system:kube-scheduler",
+        ));
+        background.push(tokio::spawn(skiff_scheduler::run(
+            scheduler_client,
+            controllers_stopped.clone(),
+        )));
+        // Pod IPs: ENI secondary addresses of the node's instance on EKS clusters (the VPC CNI);
+        // a bare control plane has no instances, so its nodes hand out addresses from their podCIDR.
+        let network: Arc<dyn skiff_nodes::PodNetwork> = match &record.eks {
+            Some(e) => Arc::new(EksPodNetwork::new(
+                store.clone(),
+                &e.account,
+                &e.region,
+                &id,
+            )),
+            None => Arc::new(skiff_nodes::sim::CidrPodNetwork::new()),
+        };
+        let kubelet_client = Arc::new(RegistryClient::new(api.registry.clone(), SIM_KUBELET_USER));
+        background.push(tokio::spawn(skiff_nodes::run_sim(
+            kubelet_client,
+            network,
+            controllers_stopped.clone(),
+        )));
         // The AWS Load Balancer Controller and ExternalDNS, as EKS clusters run them as add-ons.
         if let Some(eks) = &record.eks {
             let client = Arc::new(RegistryClient::new(
