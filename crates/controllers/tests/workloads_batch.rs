@@ -2,159 +2,52 @@
 //! tempdir), with the real kubectl 1.32 for `wait --for=condition=complete` and `create job
 //! --from=cronjob/…`. No kubelet runs here: a small task plays its part by patching Pod phases.
 
+mod support;
+use support::{Cluster, eventually};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use skiff_apiserver::client::RegistryClient;
-use skiff_apiserver::server::{ClusterApiConfig, RunningApi, start};
 use skiff_controllers::cronjob::cronjobs;
 use skiff_controllers::job::{TRACKING_FINALIZER, jobs};
 use skiff_controllers::replicaset::pods;
 use skiff_controllers::runtime::{Clock, FakeClock, SystemClock};
-use skiff_k8s_core::client::{ApiClient, ListOptions, PatchOptions, WriteOptions};
+use skiff_k8s_core::client::{ListOptions, PatchOptions, WriteOptions};
 use skiff_k8s_core::patch::PatchType;
 
-async fn eventually<F, Fut>(what: &str, mut f: F) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<Value>>,
-{
-    for _ in 0..600 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    client: Arc<dyn ApiClient>,
-    stop: tokio::sync::watch::Sender<bool>,
-    api: RunningApi,
-    kubeconfig: std::path::PathBuf,
-}
-
-impl Cluster {
-    async fn start(clock: Arc<dyn Clock>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = skiff_store::open("embedded", &dir.path().join("data"))
-            .await
-            .unwrap();
-        let api = start(
-            store,
-            ClusterApiConfig::new("c1", "127.0.0.1:0".parse().unwrap()),
-        )
-        .await
-        .unwrap();
-        let client: Arc<dyn ApiClient> = Arc::new(RegistryClient::new(
-            api.registry.clone(),
-            "system:kube-controller-manager",
-        ));
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        tokio::spawn(skiff_controllers::run_with_clock(
-            client.clone(),
-            clock,
-            shutdown,
-        ));
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: http://{}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: t\n    user: u\n    namespace: default\ncurrent-context: c\n",
-                api.local_addr
-            ),
-        )
-        .unwrap();
-        Cluster {
-            _dir: dir,
-            client,
-            stop,
-            api,
-            kubeconfig,
-        }
-    }
-
-    async fn kubectl(&self, args: &[&str]) -> (bool, String) {
-        let home = self.kubeconfig.parent().unwrap();
-        let out = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .env("HOME", home)
-            .env("KUBECACHEDIR", home.join("cache"))
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(60), out)
-            .await
-            .expect("kubectl finished")
-            .expect("kubectl runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    }
-
-    async fn kubectl_ok(&self, args: &[&str]) -> String {
-        let (ok, out) = self.kubectl(args).await;
-        assert!(ok, "kubectl {args:?}: {out}");
-        out
-    }
-
-    async fn list(&self, r: &skiff_k8s_core::client::ResourceRef) -> Vec<Value> {
-        self.client
-            .list(&r.clone().in_namespace("default"), &ListOptions::default())
-            .await
-            .unwrap()
-            .items
-    }
-
-    async fn get(&self, r: &skiff_k8s_core::client::ResourceRef, name: &str) -> Option<Value> {
-        self.client
-            .get_opt(&r.clone().in_namespace("default"), name)
-            .await
-            .unwrap()
-    }
-
-    /// Plays the kubelet: Pods the `verdict` names a phase for are moved to it.
-    fn kubelet(&self, verdict: fn(&Value) -> Option<&'static str>) -> tokio::task::JoinHandle<()> {
-        let c = self.client.clone();
-        tokio::spawn(async move {
-            let r = pods().in_namespace("default");
-            loop {
-                let Ok(list) = c.list(&r, &ListOptions::default()).await else {
-                    return;
-                };
-                let mut updates = Vec::new();
-                for mut p in list.items {
-                    let phase = p["status"]["phase"].as_str().unwrap_or_default();
-                    if matches!(phase, "Succeeded" | "Failed") {
-                        continue;
-                    }
-                    if let Some(to) = verdict(&p) {
-                        p["status"]["phase"] = json!(to);
-                        updates.push(p);
-                    }
+/// Plays the kubelet: Pods the `verdict` names a phase for are moved to it.
+fn kubelet(
+    cl: &Cluster,
+    verdict: fn(&Value) -> Option<&'static str>,
+) -> tokio::task::JoinHandle<()> {
+    let c = cl.client.clone();
+    tokio::spawn(async move {
+        let r = pods().in_namespace("default");
+        loop {
+            let Ok(list) = c.list(&r, &ListOptions::default()).await else {
+                return;
+            };
+            let mut updates = Vec::new();
+            for mut p in list.items {
+                let phase = p["status"]["phase"].as_str().unwrap_or_default();
+                if matches!(phase, "Succeeded" | "Failed") {
+                    continue;
                 }
-                // Concurrent, as many kubelets would be.
-                futures::future::join_all(updates.into_iter().map(|p| {
-                    let (c, r) = (&c, &r);
-                    async move { c.update_status(r, p, &WriteOptions::default()).await }
-                }))
-                .await;
-                tokio::time::sleep(Duration::from_millis(30)).await;
+                if let Some(to) = verdict(&p) {
+                    p["status"]["phase"] = json!(to);
+                    updates.push(p);
+                }
             }
-        })
-    }
-
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        self.api.shutdown().await;
-    }
+            // Concurrent, as many kubelets would be.
+            futures::future::join_all(updates.into_iter().map(|p| {
+                let (c, r) = (&c, &r);
+                async move { c.update_status(r, p, &WriteOptions::default()).await }
+            }))
+            .await;
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    })
 }
 
 fn job_name_of(p: &Value) -> &str {
@@ -195,7 +88,7 @@ fn job(name: &str, spec: Value) -> Value {
 async fn jobs_complete_fail_and_expire_with_kubectl_wait() {
     let cl = Cluster::start(Arc::new(SystemClock)).await;
     let jr = jobs().in_namespace("default");
-    let _kubelet = cl.kubelet(|p| match job_name_of(p) {
+    let _kubelet = kubelet(&cl, |p| match job_name_of(p) {
         "pi" | "short" | "idx" => Some("Succeeded"),
         "bad" => Some("Failed"),
         _ => None,
@@ -347,7 +240,7 @@ async fn jobs_complete_fail_and_expire_with_kubectl_wait() {
 async fn cronjob_schedules_on_the_injected_clock_and_kubectl_creates_from_it() {
     let clock = FakeClock::new(jiff::Timestamp::now());
     let cl = Cluster::start(clock.clone()).await;
-    let _kubelet = cl.kubelet(|_| Some("Succeeded"));
+    let _kubelet = kubelet(&cl, |_| Some("Succeeded"));
     let cr = cronjobs().in_namespace("default");
     cl.client
         .create(

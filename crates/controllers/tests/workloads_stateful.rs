@@ -2,155 +2,44 @@
 //! in a tempdir), with the real kubectl 1.32 for `rollout status`, `rollout history` and `rollout
 //! undo`. No kubelet runs here: a small task plays its part by marking Pods Running and Ready.
 
+mod support;
+use support::{Cluster, eventually};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use skiff_apiserver::client::RegistryClient;
-use skiff_apiserver::server::{ClusterApiConfig, RunningApi, start};
 use skiff_controllers::daemonset::{daemonsets, nodes};
 use skiff_controllers::replicaset::pods;
-use skiff_controllers::runtime::{Clock, SystemClock};
+use skiff_controllers::runtime::SystemClock;
 use skiff_controllers::statefulset::{POD_INDEX_LABEL, POD_NAME_LABEL, pvcs, statefulsets};
 use skiff_controllers::statefulset_history::controller_revisions;
-use skiff_k8s_core::client::{ApiClient, DeleteOptions, ListOptions, WriteOptions};
+use skiff_k8s_core::client::{DeleteOptions, ListOptions, WriteOptions};
 
-async fn eventually<F, Fut>(what: &str, mut f: F) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<Value>>,
-{
-    for _ in 0..600 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    client: Arc<dyn ApiClient>,
-    stop: tokio::sync::watch::Sender<bool>,
-    api: RunningApi,
-    kubeconfig: std::path::PathBuf,
-}
-
-impl Cluster {
-    async fn start(clock: Arc<dyn Clock>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = skiff_store::open("embedded", &dir.path().join("data"))
-            .await
-            .unwrap();
-        let api = start(
-            store,
-            ClusterApiConfig::new("c1", "127.0.0.1:0".parse().unwrap()),
-        )
-        .await
-        .unwrap();
-        let client: Arc<dyn ApiClient> = Arc::new(RegistryClient::new(
-            api.registry.clone(),
-            "system:kube-controller-manager",
-        ));
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        tokio::spawn(skiff_controllers::run_with_clock(
-            client.clone(),
-            clock,
-            shutdown,
-        ));
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: http://{}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: t\n    user: u\n    namespace: default\ncurrent-context: c\n",
-                api.local_addr
-            ),
-        )
-        .unwrap();
-        Cluster {
-            _dir: dir,
-            client,
-            stop,
-            api,
-            kubeconfig,
-        }
-    }
-
-    async fn kubectl(&self, args: &[&str]) -> (bool, String) {
-        let home = self.kubeconfig.parent().unwrap();
-        let out = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .env("HOME", home)
-            .env("KUBECACHEDIR", home.join("cache"))
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(60), out)
-            .await
-            .expect("kubectl finished")
-            .expect("kubectl runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    }
-
-    async fn kubectl_ok(&self, args: &[&str]) -> String {
-        let (ok, out) = self.kubectl(args).await;
-        assert!(ok, "kubectl {args:?}: {out}");
-        out
-    }
-
-    async fn list(&self, r: &skiff_k8s_core::client::ResourceRef) -> Vec<Value> {
-        self.client
-            .list(&r.clone().in_namespace("default"), &ListOptions::default())
-            .await
-            .unwrap()
-            .items
-    }
-
-    #[allow(dead_code, reason = "kept in step with workloads_batch.rs")]
-    async fn get(&self, r: &skiff_k8s_core::client::ResourceRef, name: &str) -> Option<Value> {
-        self.client
-            .get_opt(&r.clone().in_namespace("default"), name)
-            .await
-            .unwrap()
-    }
-
-    /// Plays the kubelet: every live Pod becomes Running and Ready.
-    fn kubelet(&self) -> tokio::task::JoinHandle<()> {
-        let c = self.client.clone();
-        tokio::spawn(async move {
-            let r = pods().in_namespace("default");
-            loop {
-                let Ok(list) = c.list(&r, &ListOptions::default()).await else {
-                    return;
-                };
-                for mut p in list.items {
-                    if p["status"]["phase"] == "Running"
-                        || p["metadata"]["deletionTimestamp"].is_string()
-                    {
-                        continue;
-                    }
-                    let now = skiff_controllers::runtime::rfc3339(jiff::Timestamp::now());
-                    p["status"]["phase"] = json!("Running");
-                    p["status"]["conditions"] = json!([{"type": "Ready", "status": "True",
-                        "lastTransitionTime": now}]);
-                    let _ = c.update_status(&r, p, &WriteOptions::default()).await;
+/// Plays the kubelet: every live Pod becomes Running and Ready.
+fn kubelet(cl: &Cluster) -> tokio::task::JoinHandle<()> {
+    let c = cl.client.clone();
+    tokio::spawn(async move {
+        let r = pods().in_namespace("default");
+        loop {
+            let Ok(list) = c.list(&r, &ListOptions::default()).await else {
+                return;
+            };
+            for mut p in list.items {
+                if p["status"]["phase"] == "Running"
+                    || p["metadata"]["deletionTimestamp"].is_string()
+                {
+                    continue;
                 }
-                tokio::time::sleep(Duration::from_millis(30)).await;
+                let now = skiff_controllers::runtime::rfc3339(jiff::Timestamp::now());
+                p["status"]["phase"] = json!("Running");
+                p["status"]["conditions"] = json!([{"type": "Ready", "status": "True",
+                    "lastTransitionTime": now}]);
+                let _ = c.update_status(&r, p, &WriteOptions::default()).await;
             }
-        })
-    }
-
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        self.api.shutdown().await;
-    }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    })
 }
 
 fn names(items: &[Value]) -> Vec<String> {
@@ -184,7 +73,7 @@ fn images(items: &[Value]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_ordered_pods_claims_and_kubectl_rollout() {
     let cl = Cluster::start(Arc::new(SystemClock)).await;
-    let _kubelet = cl.kubelet();
+    let _kubelet = kubelet(&cl);
     cl.client
         .create(
             &statefulsets().in_namespace("default"),
@@ -297,7 +186,7 @@ async fn statefulset_ordered_pods_claims_and_kubectl_rollout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemonset_follows_nodes_and_rolls_out_with_kubectl() {
     let cl = Cluster::start(Arc::new(SystemClock)).await;
-    let _kubelet = cl.kubelet();
+    let _kubelet = kubelet(&cl);
     let node = |n: &str| json!({"metadata": {"name": n, "labels": {"kubernetes.io/os": "linux"}}});
     for n in ["n1", "n2"] {
         cl.client
