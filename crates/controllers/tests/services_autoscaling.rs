@@ -3,8 +3,10 @@
 //! `scale` subresource with the HPA's status filled as `kubectl get hpa` reads it, and a
 //! PodDisruptionBudget over the same Pods reports how many may be disrupted.
 
+mod support;
+use support::{eventually, kubectl_at};
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use skiff_apiserver::client::RegistryClient;
@@ -16,50 +18,6 @@ use skiff_controllers::horizontal_pod_autoscaler_metrics::CPU_USAGE_ANNOTATION;
 use skiff_controllers::replicaset::pods;
 use skiff_k8s_core::client::{ApiClient, ListOptions, PatchOptions, WriteOptions};
 use skiff_k8s_core::patch::PatchType;
-
-async fn eventually<F, Fut>(what: &str, mut f: F) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<Value>>,
-{
-    for _ in 0..400 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// Runs the real kubectl against the API server's plain-HTTP listener; returns stdout.
-async fn kubectl(addr: std::net::SocketAddr, args: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("kubeconfig");
-    std::fs::write(
-        &cfg,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: http://{addr}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: t\n    user: u\n    namespace: default\ncurrent-context: c\n"
-        ),
-    )
-    .unwrap();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&cfg)
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Plays the kubelet for the Deployment's Pods: Running, Ready, with a CPU usage annotation.
 async fn run_pods(c: &dyn ApiClient, usage: &str) -> usize {
@@ -203,7 +161,7 @@ async fn hpa_scales_a_deployment_and_pdb_counts_its_pods() {
             "ScalingLimited=DesiredWithinRange"
         ]
     );
-    let out = kubectl(api.local_addr, &["get", "hpa"]).await;
+    let out = kubectl_at(api.local_addr, &["get", "hpa"]).await;
     let row: Vec<&str> = out
         .lines()
         .nth(1)
@@ -216,7 +174,7 @@ async fn hpa_scales_a_deployment_and_pdb_counts_its_pods() {
         ["web", "Deployment/web", "cpu:", "150%/50%", "1", "10", "2"],
         "{out}"
     );
-    let out = kubectl(api.local_addr, &["get", "pdb"]).await;
+    let out = kubectl_at(api.local_addr, &["get", "pdb"]).await;
     assert!(
         out.lines().nth(1).unwrap_or_default().starts_with("web "),
         "{out}"

@@ -3,100 +3,20 @@
 //! Pod turning ready moves, a selector-less Service is left alone, and a PVC binds to the
 //! smallest matching PV with both sides annotated and the protection finalizers in place.
 
+mod support;
+use support::{Cluster, eventually, kubectl_at};
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use skiff_apiserver::client::RegistryClient;
-use skiff_apiserver::server::{ClusterApiConfig, start};
 use skiff_controllers::endpoints_pods::{endpoint_slices, endpoints, services};
 use skiff_controllers::pv_binder::{
     BIND_COMPLETED, BOUND_BY_CONTROLLER, persistent_volume_claims, persistent_volumes,
 };
 use skiff_controllers::pv_binder_protection::{PV_FINALIZER, PVC_FINALIZER};
 use skiff_controllers::replicaset::pods;
+use skiff_controllers::runtime::SystemClock;
 use skiff_k8s_core::client::{ApiClient, ListOptions, ResourceRef, WriteOptions};
-
-async fn eventually<F, Fut>(what: &str, mut f: F) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<Value>>,
-{
-    for _ in 0..400 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    client: Arc<dyn ApiClient>,
-    stop: tokio::sync::watch::Sender<bool>,
-    api: skiff_apiserver::server::RunningApi,
-}
-
-impl Cluster {
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        self.api.shutdown().await;
-    }
-}
-
-async fn cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let store = skiff_store::open("embedded", dir.path()).await.unwrap();
-    let api = start(
-        store,
-        ClusterApiConfig::new("c1", "127.0.0.1:0".parse().unwrap()),
-    )
-    .await
-    .unwrap();
-    let client: Arc<dyn ApiClient> = Arc::new(RegistryClient::new(
-        api.registry.clone(),
-        "system:kube-controller-manager",
-    ));
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(skiff_controllers::run_all(client.clone(), shutdown));
-    Cluster {
-        _dir: dir,
-        client,
-        stop,
-        api,
-    }
-}
-
-/// Runs the real kubectl against the API server's plain-HTTP listener; returns stdout.
-async fn kubectl(addr: std::net::SocketAddr, args: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("kubeconfig");
-    std::fs::write(
-        &cfg,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: http://{addr}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: t\n    user: u\n    namespace: default\ncurrent-context: c\n"
-        ),
-    )
-    .unwrap();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&cfg)
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 async fn make_pod(c: &dyn ApiClient, name: &str, ip: &str, ready: bool) {
     let r = pods().in_namespace("default");
@@ -141,7 +61,7 @@ async fn list(c: &dyn ApiClient, r: ResourceRef) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_with_pods_gets_endpoints_and_slices() {
-    let cl = cluster().await;
+    let cl = Cluster::start(Arc::new(SystemClock)).await;
     let c = cl.client.as_ref();
     c.create(
         &services().in_namespace("default"),
@@ -218,7 +138,7 @@ async fn service_with_pods_gets_endpoints_and_slices() {
     })
     .await;
 
-    let out = kubectl(cl.api.local_addr, &["get", "endpoints,endpointslices"]).await;
+    let out = kubectl_at(cl.api.local_addr, &["get", "endpoints,endpointslices"]).await;
     let lines: Vec<&str> = out.lines().collect();
     let ep = lines
         .iter()
@@ -245,7 +165,7 @@ async fn service_with_pods_gets_endpoints_and_slices() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pvc_binds_to_the_smallest_matching_pv() {
-    let cl = cluster().await;
+    let cl = Cluster::start(Arc::new(SystemClock)).await;
     let c = cl.client.as_ref();
     for (name, size) in [("pv-big", "10Gi"), ("pv-fit", "2Gi"), ("pv-small", "1Gi")] {
         c.create(
@@ -300,7 +220,7 @@ async fn pvc_binds_to_the_smallest_matching_pv() {
     let small = c.get(&persistent_volumes(), "pv-small").await.unwrap();
     assert_eq!(small["status"]["phase"], "Available");
 
-    let out = kubectl(cl.api.local_addr, &["get", "pvc"]).await;
+    let out = kubectl_at(cl.api.local_addr, &["get", "pvc"]).await;
     let row: Vec<&str> = out
         .lines()
         .nth(1)
@@ -313,7 +233,7 @@ async fn pvc_binds_to_the_smallest_matching_pv() {
         ["data", "Bound", "pv-fit", "2Gi", "RWO", "manual"],
         "{out}"
     );
-    let out = kubectl(cl.api.local_addr, &["get", "pv", "pv-fit"]).await;
+    let out = kubectl_at(cl.api.local_addr, &["get", "pv", "pv-fit"]).await;
     let row: Vec<&str> = out
         .lines()
         .nth(1)

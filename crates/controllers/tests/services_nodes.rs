@@ -3,6 +3,9 @@
 //! its Pods turn not ready, the Pod admission gave 300 s tolerations is evicted once they run
 //! out, one tolerating it for 0 s at once, and the taints go when the kubelet is back.
 
+mod support;
+use support::eventually;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,20 +20,6 @@ use skiff_controllers::runtime::FakeClock;
 use skiff_controllers::runtime::informer::Cache;
 use skiff_controllers::runtime::queue::WorkQueue;
 use skiff_k8s_core::client::{ApiClient, WriteOptions};
-
-async fn eventually<F, Fut>(what: &str, mut f: F) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<Value>>,
-{
-    for _ in 0..400 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 /// Waits until `cache` shows `key` at the API's current resourceVersion.
 async fn synced(

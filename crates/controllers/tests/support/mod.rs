@@ -124,3 +124,33 @@ impl Cluster {
         self.api.shutdown().await;
     }
 }
+
+/// Runs the real kubectl against the API server's plain-HTTP listener; returns stdout.
+pub async fn kubectl_at(addr: std::net::SocketAddr, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("kubeconfig");
+    std::fs::write(
+        &cfg,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: http://{addr}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: t\n    user: u\n    namespace: default\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&cfg)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
