@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use support::{Skiff, fails, ok};
+use support::{Skiff, fails, ok, text};
 
 /// kubectl with the AWS environment its `aws eks get-token` exec plugin inherits.
 fn kubectl_as(skiff: &Skiff, kubeconfig: &Path, akid: &str, secret: &str, args: &[&str]) -> Output {
@@ -26,10 +26,6 @@ fn kubectl_as(skiff: &Skiff, kubeconfig: &Path, akid: &str, secret: &str, args: 
         .env("AWS_PAGER", "")
         .output()
         .expect("kubectl is installed")
-}
-
-fn text(skiff: &Skiff, args: &[&str]) -> String {
-    ok(skiff.aws(args)).trim().to_string()
 }
 
 /// VPC, two subnets in two AZs, the cluster role; then `aws eks create-cluster --name <name>`.

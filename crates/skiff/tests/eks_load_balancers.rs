@@ -8,55 +8,8 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
-use support::{Skiff, kubectl, ok};
-
-fn text(skiff: &Skiff, args: &[&str]) -> String {
-    ok(skiff.aws(args)).trim().to_string()
-}
-
-fn json(skiff: &Skiff, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(skiff.aws(args))).unwrap()
-}
-
-fn role(skiff: &Skiff, name: &str, service: &str) -> String {
-    let trust = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
-    );
-    text(
-        skiff,
-        &[
-            "iam",
-            "create-role",
-            "--role-name",
-            name,
-            "--assume-role-policy-document",
-            &trust,
-            "--query",
-            "Role.Arn",
-            "--output",
-            "text",
-        ],
-    )
-}
-
-/// Polls `check` every 100 ms for up to 30 s.
-#[allow(
-    clippy::disallowed_methods,
-    reason = "a plain test thread polling a child process"
-)]
-fn wait(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use support::{Skiff, json, kubectl, ok, role, text, wait};
 
 const MANIFEST: &str = r#"
 apiVersion: apps/v1

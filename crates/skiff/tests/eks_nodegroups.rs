@@ -10,15 +10,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Skiff, kubectl, ok};
-
-fn text(skiff: &Skiff, args: &[&str]) -> String {
-    ok(skiff.aws(args)).trim().to_string()
-}
-
-fn json(skiff: &Skiff, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(skiff.aws(args))).unwrap()
-}
+use support::{Skiff, json, kubectl, ok, role, text};
 
 fn nodes(kc: &std::path::Path) -> Vec<Value> {
     let out = ok(kubectl(kc, &["get", "nodes", "-o", "json"]));
@@ -70,27 +62,6 @@ fn wait_running(kc: &std::path::Path, selector: &str, n: usize) -> Vec<Value> {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn role(skiff: &Skiff, name: &str, service: &str) -> String {
-    let trust = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
-    );
-    text(
-        skiff,
-        &[
-            "iam",
-            "create-role",
-            "--role-name",
-            name,
-            "--assume-role-policy-document",
-            &trust,
-            "--query",
-            "Role.Arn",
-            "--output",
-            "text",
-        ],
-    )
 }
 
 #[test]

@@ -9,13 +9,8 @@ mod support;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-use support::{Skiff, fails, kubectl, ok};
-
-fn text(skiff: &Skiff, args: &[&str]) -> String {
-    ok(skiff.aws(args)).trim().to_string()
-}
+use support::{Skiff, fails, kubectl, ok, text, wait};
 
 fn kubectl_apply(kc: &Path, yaml: &str) -> Output {
     let mut child = Command::new("kubectl")
@@ -34,19 +29,6 @@ fn kubectl_apply(kc: &Path, yaml: &str) -> Output {
         .write_all(yaml.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
-}
-
-/// Polls `check` every 100 ms for up to 60 s.
-fn wait(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "a plain test thread polling child processes"
-        )]
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// VPC, subnets in us-east-1a/b, cluster role, ACTIVE cluster; returns the subnet ids.

@@ -184,3 +184,48 @@ pub fn fails(out: Output) -> String {
 pub fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
 }
+
+/// stdout of an `aws` call that must succeed, trimmed (`--output text` answers).
+pub fn text(skiff: &Skiff, args: &[&str]) -> String {
+    ok(skiff.aws(args)).trim().to_string()
+}
+
+/// stdout of an `aws` call that must succeed, parsed as JSON.
+pub fn json(skiff: &Skiff, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(skiff.aws(args))).unwrap()
+}
+
+/// `aws iam create-role` trusting `service` (`eks.amazonaws.com`, `ec2.amazonaws.com`); its ARN.
+pub fn role(skiff: &Skiff, name: &str, service: &str) -> String {
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    text(
+        skiff,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            name,
+            "--assume-role-policy-document",
+            &trust,
+            "--query",
+            "Role.Arn",
+            "--output",
+            "text",
+        ],
+    )
+}
+
+/// Polls `check` every 100 ms for up to 60 s.
+pub fn wait(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a plain test thread polling child processes"
+        )]
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
