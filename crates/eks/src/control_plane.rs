@@ -374,30 +374,21 @@ impl ControlPlanes {
             network,
             controllers_stopped.clone(),
         )));
-        // The AWS Load Balancer Controller and ExternalDNS, as EKS clusters run them as add-ons.
+        // The in-cluster AWS integrations (load balancers, EBS CSI, ...), one row each.
         if let Some(eks) = &record.eks {
-            let client = Arc::new(RegistryClient::new(
-                api.registry.clone(),
-                crate::load_balancer::CONTROLLER_USER,
-            ));
-            background.push(tokio::spawn(crate::load_balancer::run(
-                client,
-                store.clone(),
-                eks.clone(),
-                controllers_stopped.clone(),
-            )));
-            // The EBS CSI driver add-on (controller half and node registration).
-            let client = Arc::new(RegistryClient::new(
-                api.registry.clone(),
-                crate::ebs_csi::CONTROLLER_USER,
-            ));
-            background.push(tokio::spawn(crate::ebs_csi::run(
-                client,
-                store.clone(),
-                eks.clone(),
-                record.kubernetes_version.clone(),
-                controllers_stopped.clone(),
-            )));
+            for integration in crate::integrations::INTEGRATIONS {
+                let client = Arc::new(RegistryClient::new(api.registry.clone(), integration.user));
+                tracing::debug!(cluster = %record.name, integration = integration.name, "starting");
+                background.push((integration.start)(
+                    crate::integrations::IntegrationContext {
+                        client,
+                        store: store.clone(),
+                        binding: eks.clone(),
+                        kubernetes_version: record.kubernetes_version.clone(),
+                        shutdown: controllers_stopped.clone(),
+                    },
+                ));
+            }
         }
         tracing::info!(cluster = %record.name, addr = %api.local_addr, "control plane started");
         running.insert(

@@ -16,7 +16,7 @@
 //! instance looks like), [`pod_network`] (pod IPs as ENI secondary addresses), [`demo`]
 //! (`skiff up --demo`). Integrations: [`load_balancer`] (Services → NLBs; rules in
 //! [`load_balancer_model`]), [`ingress_alb`] (Ingresses → ALBs), [`external_dns`] (Route 53 records),
-//! [`ebs_csi`] (PVCs → EBS volumes, attach/detach), [`irsa`] (IRSA and Pod Identity at admission).
+//! [`ebs_csi`] (PVCs → EBS volumes, attach/detach), [`irsa`] (IRSA and Pod Identity at admission); [`integrations`] is the table that starts them.
 
 pub mod aws_auth;
 pub mod cluster_dir;
@@ -27,6 +27,7 @@ pub mod ebs_csi;
 pub mod eks_token;
 pub mod external_dns;
 pub mod ingress_alb;
+pub mod integrations;
 pub mod irsa;
 pub mod kubeconfig;
 pub mod load_balancer;
