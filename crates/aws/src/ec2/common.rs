@@ -10,7 +10,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use serde_json::{Map, Value, json};
 use skiff_aws_model::AwsError;
-use skiff_store::{Op, Precondition, Revision};
+use skiff_store::{ListOptions, Op, Precondition, Revision};
 
 use super::errors::{self, error};
 use super::{filters, pagination};
@@ -79,6 +79,21 @@ impl Txn {
     }
     pub fn delete(&mut self, ctx: &RequestContext, kind: &str, id: &str) {
         self.ops.push(resources::delete_op(&key(ctx, kind, id)));
+    }
+    /// Write whether or not the record exists (index entries, markers).
+    pub fn put(&mut self, ctx: &RequestContext, kind: &str, id: &str, v: &Value) {
+        self.ops.push(resources::put_op(
+            &key(ctx, kind, id),
+            v,
+            Precondition::None,
+        ));
+    }
+    /// Delete if present.
+    pub fn remove(&mut self, ctx: &RequestContext, kind: &str, id: &str) {
+        self.ops.push(Op::Delete {
+            key: key(ctx, kind, id),
+            precondition: Precondition::None,
+        });
     }
     pub async fn commit(self, ctx: &RequestContext) -> Result<(), AwsError> {
         if self.ops.is_empty() {
@@ -236,24 +251,76 @@ pub(crate) async fn describe(
         }
     }
     let filters = filters::parse(input, d.filters)?;
-    let mut all = load_all(ctx, d.kind).await?;
+    let keep = |r: &Value| filters::matches(r, &filters, d.filters, d.tags_field);
     if !ids.is_empty() {
-        let missing: Vec<&String> = ids
-            .iter()
-            .filter(|id| !all.iter().any(|r| r[d.id_field] == ***id))
-            .collect();
-        if !missing.is_empty() {
-            let joined = missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(errors::not_found(d.not_found, &joined));
+        // Explicit ids: read those records only, not the whole kind.
+        let mut found = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in &ids {
+            match load(ctx, d.kind, id).await? {
+                Some((r, _)) if r[d.id_field] == id.as_str() => found.push(r),
+                _ => missing.push(id.as_str()),
+            }
         }
-        all.retain(|r| ids.iter().any(|id| r[d.id_field] == *id));
+        if !missing.is_empty() {
+            return Err(errors::not_found(d.not_found, &missing.join(", ")));
+        }
+        found.sort_by(|a, b| a[d.id_field].as_str().cmp(&b[d.id_field].as_str()));
+        found.dedup_by(|a, b| a[d.id_field] == b[d.id_field]);
+        found.retain(keep);
+        return pagination::page(found, d.id_field, input, d.max_results);
     }
-    all.retain(|r| filters::matches(r, &filters, d.filters, d.tags_field));
-    pagination::page(all, d.id_field, input, d.max_results)
+    // Everything of the kind: walk the store in id order from the token, decoding a page at a time,
+    // and stop once one record past the page is found (the answer's `NextToken`).
+    let limit = pagination::limit(input, d.max_results)?;
+    let mut start_after = pagination::after(input)?.map(|id| key(ctx, d.kind, &id));
+    let prefix = kind_prefix(ctx, d.kind);
+    let mut out = Vec::new();
+    let mut at_revision = None;
+    loop {
+        let page = ctx
+            .store
+            .list(
+                &prefix,
+                ListOptions {
+                    at_revision,
+                    start_after: start_after.take(),
+                    limit: DESCRIBE_SCAN_PAGE,
+                },
+            )
+            .await
+            .map_err(resources::internal)?;
+        at_revision = Some(page.revision);
+        let exhausted = page.items.len() < DESCRIBE_SCAN_PAGE;
+        start_after = page.items.last().map(|kv| kv.key.clone());
+        for kv in &page.items {
+            let r: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+                AwsError::new("InternalFailure", format!("corrupt record {}: {e}", kv.key))
+                    .with_status(500)
+            })?;
+            if keep(&r) {
+                out.push(r);
+                if limit.is_some_and(|l| out.len() > l) {
+                    return pagination::page(out, d.id_field, &strip_token(input), d.max_results);
+                }
+            }
+        }
+        if exhausted {
+            return pagination::page(out, d.id_field, &strip_token(input), d.max_results);
+        }
+    }
+}
+
+/// Records decoded per store read while a Describe walks a kind.
+const DESCRIBE_SCAN_PAGE: usize = 256;
+
+/// The input without `NextToken`: the walk already started after it.
+fn strip_token(input: &Value) -> Value {
+    let mut v = input.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("NextToken");
+    }
+    v
 }
 
 /// Wrap described records under the output member, with `NextToken` when more remain.

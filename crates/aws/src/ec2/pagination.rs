@@ -22,6 +22,24 @@ fn decode(token: &str) -> Result<String, AwsError> {
         .ok_or_else(|| error("InvalidNextToken", &[("token", token)]))
 }
 
+/// The id a `NextToken` resumes after, if the input has one.
+pub(crate) fn after(input: &Value) -> Result<Option<String>, AwsError> {
+    opt_str(input, "NextToken").map(decode).transpose()
+}
+
+/// `MaxResults`, checked against the operation's documented bounds; `None` = everything.
+pub(crate) fn limit(input: &Value, (min, max): (i64, i64)) -> Result<Option<usize>, AwsError> {
+    let Some(limit) = opt_i64(input, "MaxResults") else {
+        return Ok(None);
+    };
+    if limit < min || limit > max {
+        return Err(invalid_value(format!(
+            "Value ( {limit} ) for parameter maxResults is invalid. Expecting a value between {min} and {max}."
+        )));
+    }
+    Ok(Some(limit as usize))
+}
+
 /// One page of `items` (sorted by `id_field`) as the input's `MaxResults`/`NextToken` ask.
 pub(crate) fn page(
     mut items: Vec<Value>,
@@ -29,19 +47,12 @@ pub(crate) fn page(
     input: &Value,
     (min, max): (i64, i64),
 ) -> Result<(Vec<Value>, Option<String>), AwsError> {
-    if let Some(token) = opt_str(input, "NextToken") {
-        let after = decode(token)?;
+    if let Some(after) = after(input)? {
         items.retain(|r| r[id_field].as_str().is_some_and(|id| id > after.as_str()));
     }
-    let Some(limit) = opt_i64(input, "MaxResults") else {
+    let Some(limit) = limit(input, (min, max))? else {
         return Ok((items, None));
     };
-    if limit < min || limit > max {
-        return Err(invalid_value(format!(
-            "Value ( {limit} ) for parameter maxResults is invalid. Expecting a value between {min} and {max}."
-        )));
-    }
-    let limit = limit as usize;
     if items.len() <= limit {
         return Ok((items, None));
     }

@@ -78,6 +78,41 @@ const RULE_FILTERS: &[(&str, &str)] = &[
     ("security-group-rule-id", "SecurityGroupRuleId"),
 ];
 
+/// Group names are unique per VPC. This index (`<vpc-id>/<name>` → group id) makes the check on
+/// create one read instead of decoding every group of the region; it is written in the same
+/// transaction as the group. Default groups are not indexed: the name `default` is reserved anyway.
+const NAME_INDEX: &str = "security-group-name";
+/// Marks that the index covers every group (stores written before the index existed are indexed once).
+const NAME_INDEX_BUILT: (&str, &str) = ("security-group-name-index", "v1");
+
+fn name_index_id(vpc_id: &str, name: &str) -> String {
+    format!("{vpc_id}/{name}")
+}
+
+/// Index the groups of a store written before the name index existed. Callers hold the write lock.
+async fn ensure_name_index(ctx: &RequestContext) -> Result<(), AwsError> {
+    let (kind, id) = NAME_INDEX_BUILT;
+    if common::load(ctx, kind, id).await?.is_some() {
+        return Ok(());
+    }
+    let mut txn = Txn::new();
+    for g in common::load_all(ctx, "security-group").await? {
+        let (Some(vpc), Some(name)) = (g["VpcId"].as_str(), g["GroupName"].as_str()) else {
+            continue;
+        };
+        if name != "default" {
+            txn.put(
+                ctx,
+                NAME_INDEX,
+                &name_index_id(vpc, name),
+                &json!({"GroupId": g["GroupId"]}),
+            );
+        }
+    }
+    txn.put(ctx, kind, id, &json!({}));
+    txn.commit(ctx).await
+}
+
 fn new_group(
     ctx: &RequestContext,
     vpc_id: &str,
@@ -455,10 +490,10 @@ pub(crate) async fn create_security_group(
             .await?
             .ok_or_else(|| error("VPCIdNotSpecified", &[]))?,
     };
-    if common::load_all(ctx, "security-group")
+    ensure_name_index(ctx).await?;
+    if common::load(ctx, NAME_INDEX, &name_index_id(&vpc_id, name))
         .await?
-        .iter()
-        .any(|g| g["GroupName"] == name && g["VpcId"] == vpc_id.as_str())
+        .is_some()
     {
         return Err(error(
             "InvalidGroup.Duplicate",
@@ -472,6 +507,12 @@ pub(crate) async fn create_security_group(
         "security-group",
         sg["GroupId"].as_str().unwrap_or_default(),
         &sg,
+    );
+    txn.create(
+        ctx,
+        NAME_INDEX,
+        &name_index_id(&vpc_id, name),
+        &json!({"GroupId": sg["GroupId"]}),
     );
     txn.commit(ctx).await?;
     Ok(
@@ -527,8 +568,17 @@ pub(crate) async fn delete_security_group(
             return Err(dependent());
         }
     }
+    ensure_name_index(ctx).await?;
     let mut txn = Txn::new();
     txn.delete(ctx, "security-group", &id);
+    txn.remove(
+        ctx,
+        NAME_INDEX,
+        &name_index_id(
+            sg["VpcId"].as_str().unwrap_or_default(),
+            sg["GroupName"].as_str().unwrap_or_default(),
+        ),
+    );
     txn.commit(ctx).await?;
     Ok(json!({"Return": true, "GroupId": id}))
 }
@@ -818,6 +868,7 @@ mod tests {
 #[cfg(test)]
 mod dispatch_tests {
     use super::super::testing::{ctx, err, ok};
+    use super::{NAME_INDEX, NAME_INDEX_BUILT, Txn, name_index_id};
     use serde_json::{Value, json};
 
     async fn vpc(c: &crate::context::RequestContext) -> String {
@@ -944,6 +995,49 @@ mod dispatch_tests {
         let self_ref: &Value =
             &default["SecurityGroups"][0]["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"];
         assert_eq!(self_ref, &json!(default_id));
+    }
+
+    #[tokio::test]
+    async fn names_are_unique_per_vpc_and_free_again_after_delete() {
+        let c = ctx();
+        let a = vpc(&c).await;
+        let create = |vpc: &str| json!({"GroupName": "web", "Description": "d", "VpcId": vpc});
+        let g = ok(&c, "CreateSecurityGroup", create(&a)).await;
+        let e = err(&c, "CreateSecurityGroup", create(&a)).await;
+        assert_eq!(e.code, "InvalidGroup.Duplicate");
+        let other = ok(&c, "CreateVpc", json!({"CidrBlock": "10.1.0.0/16"})).await;
+        ok(
+            &c,
+            "CreateSecurityGroup",
+            create(other["Vpc"]["VpcId"].as_str().unwrap()),
+        )
+        .await;
+        ok(&c, "DeleteSecurityGroup", json!({"GroupId": g["GroupId"]})).await;
+        ok(&c, "CreateSecurityGroup", create(&a)).await;
+    }
+
+    #[tokio::test]
+    async fn groups_written_before_the_name_index_are_still_unique() {
+        let c = ctx();
+        let a = vpc(&c).await;
+        ok(
+            &c,
+            "CreateSecurityGroup",
+            json!({"GroupName": "old", "Description": "d", "VpcId": a}),
+        )
+        .await;
+        // Forget the index, as a store from before it existed.
+        let mut txn = Txn::new();
+        txn.remove(&c, NAME_INDEX, &name_index_id(&a, "old"));
+        txn.remove(&c, NAME_INDEX_BUILT.0, NAME_INDEX_BUILT.1);
+        txn.commit(&c).await.unwrap();
+        let e = err(
+            &c,
+            "CreateSecurityGroup",
+            json!({"GroupName": "old", "Description": "d", "VpcId": a}),
+        )
+        .await;
+        assert_eq!(e.code, "InvalidGroup.Duplicate");
     }
 
     #[tokio::test]

@@ -467,6 +467,50 @@ mod tests {
     use serde_json::json;
 
     #[tokio::test]
+    async fn filtered_pages_cover_every_match_once_across_store_pages() {
+        let c = ctx();
+        for i in 0..600 {
+            let team = if i % 3 == 0 { "a" } else { "b" };
+            ok(
+                &c,
+                "CreateVpc",
+                json!({"CidrBlock": format!("10.{}.{}.0/24", i / 250, i % 250),
+                       "TagSpecifications": [{"ResourceType": "vpc", "Tags": [{"Key": "team", "Value": team}]}]}),
+            )
+            .await;
+        }
+        let mut seen = Vec::new();
+        let mut input =
+            json!({"MaxResults": 70, "Filters": [{"Name": "tag:team", "Values": ["a"]}]});
+        loop {
+            let out = ok(&c, "DescribeVpcs", input.clone()).await;
+            let page = out["Vpcs"].as_array().unwrap();
+            assert!(page.len() <= 70);
+            seen.extend(
+                page.iter()
+                    .map(|v| v["VpcId"].as_str().unwrap().to_string()),
+            );
+            match out["NextToken"].as_str() {
+                Some(t) => input["NextToken"] = json!(t),
+                None => break,
+            }
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(seen, unique, "ids in order, none repeated");
+        assert_eq!(seen.len(), 200);
+        let two = ok(&c, "DescribeVpcs", json!({"VpcIds": [seen[5], seen[1]]})).await;
+        let ids: Vec<&str> = two["Vpcs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["VpcId"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![seen[1].as_str(), seen[5].as_str()]);
+    }
+
+    #[tokio::test]
     async fn create_vpc_brings_main_table_default_group_and_acl() {
         let c = ctx();
         let out = ok(&c, "CreateVpc", json!({"CidrBlock": "10.0.0.0/16",
