@@ -361,6 +361,8 @@ pub enum ApiError {
     TooManyRequests {
         message: String,
         retry_after_seconds: u32,
+        /// `(reason, message)` causes, e.g. the eviction API's `DisruptionBudget`.
+        causes: Vec<(String, String)>,
     },
     /// 504 `Timeout`: `Timeout: <detail>`.
     Timeout {
@@ -646,9 +648,21 @@ impl ApiError {
             }
             Self::TooManyRequests {
                 retry_after_seconds,
+                causes,
                 ..
+            } => {
+                if !causes.is_empty() {
+                    let causes: Vec<Value> = causes
+                        .iter()
+                        .map(|(reason, message)| json!({"reason": reason, "message": message}))
+                        .collect();
+                    d.insert("causes".into(), Value::Array(causes));
+                }
+                if *retry_after_seconds > 0 {
+                    d.insert("retryAfterSeconds".into(), (*retry_after_seconds).into());
+                }
             }
-            | Self::Timeout {
+            Self::Timeout {
                 retry_after_seconds,
                 ..
             } => {
@@ -964,9 +978,12 @@ mod tests {
         let t = ApiError::TooManyRequests {
             message: "slow down".into(),
             retry_after_seconds: 1,
+            causes: vec![("DisruptionBudget".into(), "needs 2".into())],
         }
         .to_status();
         assert_eq!(t["details"]["retryAfterSeconds"], 1);
+        assert_eq!(t["details"]["causes"][0]["reason"], "DisruptionBudget");
+        assert_eq!(t["details"]["causes"][0]["message"], "needs 2");
         let i = ApiError::InternalError("boom".into()).to_status();
         assert_eq!(i["details"]["causes"][0]["message"], "boom");
     }

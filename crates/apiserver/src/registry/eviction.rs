@@ -26,10 +26,15 @@ pub const DISRUPTION_BUDGET_CAUSE: &str = "DisruptionBudget";
 /// The 429 message of a budget with no disruption left.
 pub const VIOLATION: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
 
-fn too_many(retry_after_seconds: u32) -> ApiError {
+/// The 429, with the budget's reason as upstream's `DisruptionBudget` cause (`None`: no cause).
+fn too_many(retry_after_seconds: u32, cause: Option<String>) -> ApiError {
     ApiError::TooManyRequests {
         message: VIOLATION.into(),
         retry_after_seconds,
+        causes: cause
+            .map(|m| (DISRUPTION_BUDGET_CAUSE.to_string(), m))
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -63,7 +68,12 @@ pub fn take_disruption(pdb: &Value, pod_name: &str, dry_run: bool) -> Result<Val
     let name = meta::meta_str(pdb, "name").to_string();
     if int(pdb, "/status/observedGeneration") < int(pdb, "/metadata/generation") {
         // The controller has not looked at the latest spec yet.
-        return Err(too_many(10));
+        return Err(too_many(
+            10,
+            Some(format!(
+                "The disruption budget {name} is still being processed by the server."
+            )),
+        ));
     }
     let allowed = int(pdb, "/status/disruptionsAllowed");
     if allowed < 0 {
@@ -89,7 +99,14 @@ pub fn take_disruption(pdb: &Value, pod_name: &str, dry_run: bool) -> Result<Val
         });
     }
     if allowed == 0 {
-        return Err(too_many(0));
+        return Err(too_many(
+            0,
+            Some(format!(
+                "The disruption budget {name} needs {} healthy pods and has {} currently",
+                int(pdb, "/status/desiredHealthy"),
+                int(pdb, "/status/currentHealthy")
+            )),
+        ));
     }
     let mut out = pdb.clone();
     let status = out
@@ -303,7 +320,7 @@ pub async fn evict(
             Err(e) => return Err(store_error(e)),
         }
     }
-    Err(too_many(1))
+    Err(too_many(1, None))
 }
 
 /// `POST …/pods/<name>/eviction`.
@@ -368,6 +385,12 @@ mod tests {
         let e = take_disruption(&pdb(0), "web-1", false).unwrap_err();
         assert_eq!(e.code(), 429);
         assert_eq!(e.message(), VIOLATION);
+        let status = e.to_status();
+        assert_eq!(status["details"]["causes"][0]["reason"], "DisruptionBudget");
+        assert_eq!(
+            status["details"]["causes"][0]["message"],
+            "The disruption budget pdb-1 needs 2 healthy pods and has 2 currently"
+        );
         let mut stale = pdb(3);
         stale["metadata"]["generation"] = json!(2);
         assert_eq!(take_disruption(&stale, "x", false).unwrap_err().code(), 429);

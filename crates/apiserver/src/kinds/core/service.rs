@@ -66,11 +66,14 @@ impl Kind for Service {
         obj["status"] = json!({"loadBalancer": {}});
     }
 
-    /// Upstream `patchAllocatedValues`: a PUT that omits the allocated IPs and node ports keeps them.
+    /// Upstream `patchAllocatedValues` and `dropTypeDependentFields`: a PUT that omits the allocated
+    /// IPs and node ports keeps them while the new type still needs them; a switch to a type that
+    /// needs no node ports (LoadBalancer → ClusterIP) drops the ones the user left unchanged.
     fn on_update(new: &mut Value, old: &Value) {
         if s(new, "/spec/type") == "ExternalName" {
             return;
         }
+        let (old_needs, new_needs) = (needs_node_ports(old), needs_node_ports(new));
         let spec = child_map(new, "spec");
         for key in ["clusterIP", "clusterIPs"] {
             if spec
@@ -82,19 +85,27 @@ impl Kind for Service {
             }
         }
         let old_ports = arr(old, "/spec/ports");
-        if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-            for p in ports.iter_mut().filter_map(Value::as_object_mut) {
-                if p.get("nodePort").is_some_and(|v| !v.is_null()) {
-                    continue;
-                }
-                let same = old_ports.iter().find(|o| {
-                    o.get("port") == p.get("port")
-                        && o.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
-                            == p.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
-                });
-                if let Some(np) = same.and_then(|o| o.get("nodePort")) {
+        let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            let same = old_ports.iter().find(|o| {
+                o.get("port") == p.get("port")
+                    && o.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
+                        == p.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
+            });
+            let old_np = same
+                .and_then(|o| o.get("nodePort"))
+                .filter(|v| !v.is_null());
+            let given = p.get("nodePort").filter(|v| !v.is_null()).cloned();
+            match (old_needs, new_needs, given, old_np) {
+                (true, true, None, Some(np)) => {
                     p.insert("nodePort".into(), np.clone());
                 }
+                (true, false, Some(np), Some(old)) if &np == old => {
+                    p.remove("nodePort");
+                }
+                _ => {}
             }
         }
     }
@@ -334,6 +345,18 @@ impl Kind for Service {
     }
 }
 
+/// Upstream `needsNodePort`: NodePort, and LoadBalancer unless `allocateLoadBalancerNodePorts: false`.
+fn needs_node_ports(svc: &Value) -> bool {
+    match s(svc, "/spec/type") {
+        "NodePort" => true,
+        "LoadBalancer" => svc
+            .pointer("/spec/allocateLoadBalancerNodePorts")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        _ => false,
+    }
+}
+
 /// Upstream `getServiceExternalIP` (non-wide form).
 fn external_ip(obj: &Value) -> String {
     let external: Vec<&str> = arr(obj, "/spec/externalIPs")
@@ -428,6 +451,34 @@ mod tests {
             st.validate_update(&new, &old)[0].detail,
             "may not change once set"
         );
+    }
+
+    #[test]
+    fn node_ports_follow_the_type_on_update() {
+        let st = Typed::<Service>::new();
+        let mut old = svc("LoadBalancer");
+        old["spec"]["clusterIP"] = json!("10.96.0.10");
+        old["spec"]["ports"][0]["nodePort"] = json!(30080);
+        // A PUT that omits the node port keeps it while the type needs one.
+        let mut same = svc("LoadBalancer");
+        st.prepare_for_update(&mut same, &old);
+        assert_eq!(same["spec"]["ports"][0]["nodePort"], 30080);
+        // LoadBalancer → ClusterIP, nodePort sent back unchanged (kubectl edit/patch): dropped.
+        let mut to_cluster_ip = old.clone();
+        to_cluster_ip["spec"]["type"] = json!("ClusterIP");
+        st.prepare_for_update(&mut to_cluster_ip, &old);
+        assert!(to_cluster_ip["spec"]["ports"][0].get("nodePort").is_none());
+        assert!(st.validate_update(&to_cluster_ip, &old).is_empty());
+        // … and omitted: not carried over.
+        let mut omitted = svc("ClusterIP");
+        st.prepare_for_update(&mut omitted, &old);
+        assert!(omitted["spec"]["ports"][0].get("nodePort").is_none());
+        // A new node port on a ClusterIP Service is the user's mistake: still refused.
+        let mut changed = old.clone();
+        changed["spec"]["type"] = json!("ClusterIP");
+        changed["spec"]["ports"][0]["nodePort"] = json!(30081);
+        st.prepare_for_update(&mut changed, &old);
+        assert!(!st.validate_update(&changed, &old).is_empty());
     }
 
     #[test]
