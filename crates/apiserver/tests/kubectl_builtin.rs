@@ -537,3 +537,183 @@ async fn kubectl_create_generators_send_protobuf() {
     assert_eq!(r.status.as_u16(), 400, "{}", r.text);
     assert_eq!(r.body["reason"], "BadRequest");
 }
+
+/// `kubectl diff`, `edit` and `describe`: the everyday read-modify-write loop.
+#[tokio::test]
+async fn kubectl_diff_edit_and_describe() {
+    let cfg =
+        skiff_apiserver::server::ClusterApiConfig::new("workflows", "127.0.0.1:0".parse().unwrap());
+    let s = server_with(cfg).await;
+    let k = Kubectl::new(&s.base);
+    k.ok(&["apply", "-f", "-"], Some(APP)).await;
+
+    // diff: nothing to show for the applied manifest (exit 0), a replica change shows (exit 1).
+    let (same, out, err) = k.run(&["diff", "-f", "-"], Some(APP)).await;
+    assert!(same, "no difference expected:\n{out}\n{err}");
+    let changed = APP.replace("replicas: 2", "replicas: 3");
+    let (same, out, err) = k.run(&["diff", "-f", "-"], Some(&changed)).await;
+    assert!(!same && err.is_empty(), "exit 1 with a diff:\n{out}\n{err}");
+    assert!(
+        out.contains("-  replicas: 2") && out.contains("+  replicas: 3"),
+        "{out}"
+    );
+    // The server-side dry run behind diff changed nothing.
+    let replicas = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(replicas, "2");
+
+    // edit: the editor's change is sent back (a strategic merge patch built from the edit).
+    let editor = k.dir.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i -e 's/replicas: 2/replicas: 4/' -e 's/mode: fast/mode: slow/' \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for target in ["deploy/web", "cm/settings"] {
+        let out = k
+            .cmd(&["-n", "shop", "edit", target])
+            .env("KUBE_EDITOR", &editor)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "edit {target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("edited"));
+    }
+    let got = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "get",
+                "deploy/web",
+                "cm/settings",
+                "-o",
+                "jsonpath={.items[0].spec.replicas} {.items[1].data.mode}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(got, "4 slow");
+    // An edit that breaks validation is refused with the server's reason and changes nothing.
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i 's/replicas: 4/replicas: -1/' \"$1\"\n",
+    )
+    .unwrap();
+    let out = k
+        .cmd(&["-n", "shop", "edit", "deploy/web"])
+        .env("KUBE_EDITOR", &editor)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    // kubectl reopens the editor with the server's causes as comments, then gives up unchanged.
+    assert!(
+        err.contains(r#"deployments.apps "web" is invalid"#),
+        "{err}"
+    );
+    let replicas = k
+        .ok(
+            &[
+                "-n",
+                "shop",
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(replicas, "4");
+
+    // describe: the human summaries of the common kinds.
+    let pod = "apiVersion: v1
+kind: Pod
+metadata:
+  name: one
+  namespace: shop
+  labels: {app: web}
+spec:
+  containers:
+  - name: c
+    image: busybox:1.36
+    resources:
+      requests: {cpu: 100m}
+";
+    k.ok(&["apply", "-f", "-"], Some(pod)).await;
+    k.ok(
+        &["-n", "shop", "expose", "deploy/web", "--port", "80"],
+        None,
+    )
+    .await;
+    for (what, expect) in [
+        (
+            vec!["deploy", "web"],
+            vec![
+                "Name:",
+                "web",
+                "Replicas:",
+                "4 desired",
+                "StrategyType:",
+                "RollingUpdate",
+                "nginx:1.27",
+            ],
+        ),
+        (
+            vec!["pod", "one"],
+            vec![
+                "Name:",
+                "one",
+                "Namespace:",
+                "shop",
+                "busybox:1.36",
+                "cpu:",
+                "100m",
+                "QoS Class:",
+                "Burstable",
+            ],
+        ),
+        (
+            vec!["svc", "web"],
+            vec![
+                "Type:",
+                "ClusterIP",
+                "IP:",
+                "10.100.",
+                "Port:",
+                "80/TCP",
+                "Selector:",
+                "app=web",
+            ],
+        ),
+        (vec!["cm", "settings"], vec!["mode:", "slow"]),
+        (vec!["ns", "shop"], vec!["Status:", "Active"]),
+    ] {
+        let mut args = vec!["-n", "shop", "describe"];
+        args.extend(what.iter().copied());
+        let out = k.ok(&args, None).await;
+        for e in expect {
+            assert!(out.contains(e), "describe {what:?} lacks {e:?}:\n{out}");
+        }
+    }
+}
