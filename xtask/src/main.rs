@@ -26,6 +26,7 @@ const SERVICES: &[&str] = &[
     "ecr",
     "kms",
     "secretsmanager",
+    "eks-auth",
 ];
 
 /// Keys whose string values are prose (removed wherever they appear).

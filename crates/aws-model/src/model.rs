@@ -327,6 +327,10 @@ static EMBEDDED: &[(&str, &[u8])] = &[
         "secretsmanager",
         include_bytes!("../../../models/aws/secretsmanager/2017-10-17/service-2.json.gz"),
     ),
+    (
+        "eks-auth",
+        include_bytes!("../../../models/aws/eks-auth/2023-11-26/service-2.json.gz"),
+    ),
 ];
 
 /// Every service's routing facts, known without parsing the big models: what the gateway needs to
@@ -382,6 +386,14 @@ pub const SERVICES: &[ServiceInfo] = &[
         Protocol::Json,
         Some("secretsmanager"),
         "2017-10-17",
+    ),
+    // EKS Pod Identity's credential exchange (the Pod Identity Agent's one call).
+    info(
+        "eks-auth",
+        "eks-auth",
+        Protocol::RestJson,
+        None,
+        "2023-11-26",
     ),
 ];
 

@@ -18,6 +18,7 @@ pub mod autoscaling;
 pub mod ec2;
 pub mod ecr;
 pub mod eks;
+pub mod eks_auth;
 pub mod elbv2;
 pub mod iam;
 pub mod kms;
@@ -46,6 +47,7 @@ pub async fn dispatch(
         "ecr" => ecr::dispatch(ctx, operation, input).await,
         "kms" => kms::dispatch(ctx, operation, input).await,
         "secretsmanager" => secretsmanager::dispatch(ctx, operation, input).await,
+        "eks-auth" => eks_auth::dispatch(ctx, operation, input).await,
         other => Err(AwsError::new(
             "UnknownService",
             format!("Skiff does not serve the service '{other}'"),

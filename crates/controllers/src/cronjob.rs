@@ -22,6 +22,7 @@ use crate::cronjob_schedule::{self, Schedule};
 use crate::job::{condition, jobs};
 use crate::job_mutation_cache::MutationCache;
 use crate::ownership::{self, controller_key, is_deleting, new_controller_ref, str_at};
+use crate::runtime::events::{EventRecorder, EventType, Recorder};
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::reconcile::{Action, Error, Reconciler};
@@ -126,6 +127,8 @@ pub struct CronJobController {
     jobs: Cache,
     written: MutationCache,
     clock: Arc<dyn Clock>,
+    /// Events as upstream's controller writes them; none in unit tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
 }
 
 impl CronJobController {
@@ -141,7 +144,14 @@ impl CronJobController {
             jobs,
             written: MutationCache::new(),
             clock,
+            events: None,
         }
+    }
+
+    /// Records events as upstream's controller does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     pub fn on_cronjob(queue: WorkQueue) -> impl Fn(&Change) + Send + Sync {
@@ -157,7 +167,8 @@ impl CronJobController {
         }
     }
 
-    async fn delete_job(&self, j: &Value) -> Result<(), ApiError> {
+    /// Deletes a Job (`deleteJob`): `SuccessfulDelete` "Deleted job …" on the CronJob.
+    async fn delete_job(&self, cj: &Value, j: &Value) -> Result<(), ApiError> {
         let opts = DeleteOptions {
             propagation_policy: Some(PropagationPolicy::Background),
             precondition_uid: Some(ownership::uid(j).to_string()),
@@ -172,8 +183,25 @@ impl CronJobController {
             )
             .await
         {
-            Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
+            Ok(_) => {
+                self.events.event(
+                    cj,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    &format!("Deleted job {}", ownership::name(j)),
+                );
+                Ok(())
+            }
+            Err(ApiError::NotFound { .. }) => Ok(()),
+            Err(e) => {
+                self.events.event(
+                    cj,
+                    EventType::Warning,
+                    "FailedDelete",
+                    &format!("Deleted job: {}", e.message()),
+                );
+                Err(e)
+            }
         }
     }
 
@@ -200,7 +228,7 @@ impl CronJobController {
             });
             let excess = done.len() - limit;
             for j in &done[..excess] {
-                self.delete_job(j).await?;
+                self.delete_job(cj, j).await?;
             }
         }
         Ok(())
@@ -214,7 +242,9 @@ pub fn setup(
     clock: Arc<dyn Clock>,
     q: WorkQueue,
 ) -> Arc<dyn Reconciler> {
-    let c = CronJobController::new(client, inf.cache(cronjobs()), inf.cache(jobs()), clock);
+    let events = EventRecorder::new(client.clone(), NAME, clock.clone());
+    let c = CronJobController::new(client, inf.cache(cronjobs()), inf.cache(jobs()), clock)
+        .with_events(events);
     inf.get(cronjobs())
         .add_handler(Arc::new(CronJobController::on_cronjob(q.clone())));
     inf.get(jobs())
@@ -268,8 +298,23 @@ impl Reconciler for CronJobController {
                     .await?
                     .filter(|j| ownership::uid(j) == str_at(&r, "/uid")),
             };
-            if job.is_some_and(|j| job_finished(&j).is_none()) {
-                kept.push(r);
+            match job.as_ref().map(|j| (j, job_finished(j))) {
+                Some((_, None)) => kept.push(r),
+                Some((j, Some(state))) => self.events.event(
+                    &cj,
+                    EventType::Normal,
+                    "SawCompletedJob",
+                    &format!(
+                        "Saw completed job: {}, condition: {state}",
+                        ownership::name(j)
+                    ),
+                ),
+                None => self.events.event(
+                    &cj,
+                    EventType::Normal,
+                    "MissingJob",
+                    &format!("Active job went missing: {}", str_at(&r, "/name")),
+                ),
             }
         }
         let mut active = kept;
@@ -280,6 +325,15 @@ impl Reconciler for CronJobController {
                     .iter()
                     .any(|r| str_at(r, "/uid") == ownership::uid(j))
             {
+                self.events.event(
+                    &cj,
+                    EventType::Warning,
+                    "UnexpectedJob",
+                    &format!(
+                        "Saw a job that the controller did not create or forgot: {}",
+                        ownership::name(j)
+                    ),
+                );
                 active.push(job_ref(j));
             }
             if job_finished(j) == Some("Complete")
@@ -324,6 +378,12 @@ impl Reconciler for CronJobController {
             let (latest, missed) = most_recent(s, tz, earliest, now);
             if missed > MAX_MISSED {
                 tracing::warn!(cronjob = %key, "too many missed start times; starting the latest");
+                self.events.event(
+                    &cj,
+                    EventType::Warning,
+                    "TooManyMissedTimes",
+                    "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew",
+                );
             }
             if let Some(at) = latest {
                 let too_late = deadline.is_some_and(|d| {
@@ -335,13 +395,31 @@ impl Reconciler for CronJobController {
                     || active.iter().any(|r| str_at(r, "/name") == name);
                 let policy = str_at(&cj, "/spec/concurrencyPolicy");
                 let forbidden = policy == "Forbid" && !active.is_empty();
+                if too_late && !exists {
+                    self.events.event(
+                        &cj,
+                        EventType::Warning,
+                        "MissSchedule",
+                        &format!(
+                            "Missed scheduled time to start a job: {}",
+                            at.strftime("%a, %d %b %Y %H:%M:%S +0000")
+                        ),
+                    );
+                } else if forbidden && !exists {
+                    self.events.event(
+                        &cj,
+                        EventType::Normal,
+                        "JobAlreadyActive",
+                        "Not starting job because prior execution is running and concurrency policy is Forbid",
+                    );
+                }
                 if !too_late && !exists && !forbidden {
                     if policy == "Replace" {
                         for r in std::mem::take(&mut active) {
                             if let Some(j) = owned
                                 .iter()
                                 .find(|j| ownership::uid(j) == str_at(&r, "/uid"))
-                                && let Err(e) = self.delete_job(j).await
+                                && let Err(e) = self.delete_job(&cj, j).await
                             {
                                 err.get_or_insert(e);
                             }
@@ -349,10 +427,22 @@ impl Reconciler for CronJobController {
                     }
                     match self.create_job(&cj, &name, at, tz).await {
                         Ok(j) => {
+                            self.events.event(
+                                &cj,
+                                EventType::Normal,
+                                "SuccessfulCreate",
+                                &format!("Created job {}", ownership::name(&j)),
+                            );
                             active.push(job_ref(&j));
                             status["lastScheduleTime"] = json!(rfc3339(at));
                         }
                         Err(e) => {
+                            self.events.event(
+                                &cj,
+                                EventType::Warning,
+                                "FailedCreate",
+                                &format!("Error creating job: {}", e.message()),
+                            );
                             err.get_or_insert(e);
                         }
                     }
@@ -365,8 +455,23 @@ impl Reconciler for CronJobController {
             }
         } else if let Err(e) = &schedule {
             tracing::warn!(cronjob = %key, error = %e, "unparseable schedule");
+            self.events.event(
+                &cj,
+                EventType::Warning,
+                "InvalidSchedule",
+                &format!("invalid schedule: {} : {e}", str_at(&cj, "/spec/schedule")),
+            );
         } else if let Err(e) = &tz {
             tracing::warn!(cronjob = %key, error = %e, "unknown time zone");
+            self.events.event(
+                &cj,
+                EventType::Warning,
+                "UnknownTimeZone",
+                &format!(
+                    "invalid timeZone: {}: {e}",
+                    skiff_k8s_core::status::go_quote(str_at(&cj, "/spec/timeZone"))
+                ),
+            );
         }
 
         status["active"] = Value::Array(active);
@@ -553,6 +658,64 @@ mod tests {
         let cj = k.cj();
         assert!(cj["status"].get("active").is_none());
         assert_eq!(cj["status"]["lastSuccessfulTime"], "2026-01-01T00:05:00Z");
+    }
+
+    #[tokio::test]
+    async fn events_follow_each_job_through_its_life() {
+        let mut k =
+            Kit::new(json!({"concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 0}));
+        k.c.events = Some(EventRecorder::new(k.fake.clone(), NAME, k.clock.clone()));
+        k.advance_min(5);
+        k.run().await;
+        k.advance_min(5);
+        k.run().await;
+        k.finish("tick-29453765", "Complete");
+        k.run().await;
+        let n = |t: &str, r: &str, m: &str| (t.to_string(), r.to_string(), m.to_string());
+        assert_eq!(
+            k.fake.events().await,
+            [
+                n("Normal", "SuccessfulCreate", "Created job tick-29453765"),
+                n(
+                    "Normal",
+                    "JobAlreadyActive",
+                    "Not starting job because prior execution is running and concurrency policy is Forbid"
+                ),
+                n(
+                    "Normal",
+                    "SawCompletedJob",
+                    "Saw completed job: tick-29453765, condition: Complete"
+                ),
+                n("Normal", "SuccessfulCreate", "Created job tick-29453770"),
+                n("Normal", "SuccessfulDelete", "Deleted job tick-29453765"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_it_did_not_start_is_reported_and_adopted_into_active() {
+        let mut k = Kit::new(json!({}));
+        k.c.events = Some(EventRecorder::new(k.fake.clone(), NAME, k.clock.clone()));
+        k.fake.seed(
+            &jobs(),
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "stray", "namespace": "ns", "uid": "stray-uid",
+                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob",
+                        "name": "tick", "uid": "cj-uid", "controller": true}]},
+                "spec": {}}),
+        );
+        k.sync();
+        k.run().await;
+        assert_eq!(k.cj()["status"]["active"][0]["name"], "stray");
+        let evs = k.fake.events().await;
+        assert_eq!(
+            evs,
+            [(
+                "Warning".to_string(),
+                "UnexpectedJob".to_string(),
+                "Saw a job that the controller did not create or forgot: stray".to_string()
+            )]
+        );
     }
 
     #[tokio::test]

@@ -20,6 +20,7 @@ use crate::job_mutation_cache::MutationCache;
 use crate::ownership::{self, claim, controller_key, is_deleting, new_controller_ref, str_at};
 use crate::replicaset::{is_pod_available, is_pod_ready, pods};
 use crate::runtime::Clock;
+use crate::runtime::events::{EventRecorder, EventType, Recorder};
 use crate::runtime::expectations::Expectations;
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
@@ -88,6 +89,9 @@ pub struct DaemonSetController {
     failed_backoff: Mutex<HashMap<String, (u32, jiff::Timestamp)>>,
     written: MutationCache,
     clock: Arc<dyn Clock>,
+    /// Pod control's `SuccessfulCreate`/`SuccessfulDelete`, `FailedDaemonPod`; none in unit
+    /// tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
 }
 
 const FAILED_BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -121,7 +125,14 @@ impl DaemonSetController {
             failed_backoff: Mutex::new(HashMap::new()),
             written: MutationCache::new(),
             clock,
+            events: None,
         }
+    }
+
+    /// Records events as upstream's controller does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Time left before a Pod may be created again on `node` after failures.
@@ -276,6 +287,16 @@ impl DaemonSetController {
                 let mut running: Vec<&Value> = Vec::new();
                 for p in ps.iter().filter(|p| !is_deleting(p)) {
                     if str_at(p, "/status/phase") == "Failed" {
+                        self.events.event(
+                            ds,
+                            EventType::Warning,
+                            "FailedDaemonPod",
+                            &format!(
+                                "Found failed daemon pod {}/{} on node {node}, will try to kill it",
+                                ownership::namespace(p),
+                                ownership::name(p)
+                            ),
+                        );
                         // Replaced once the deletion is seen and the node's backoff has passed.
                         let mut map = self
                             .failed_backoff
@@ -418,13 +439,27 @@ impl DaemonSetController {
         while done < total && first_err.is_none() {
             let size = batch.min(total - done);
             for node in &plan.create_on[done..done + size] {
-                if let Err(e) = self
+                match self
                     .client
                     .create(&r, Self::new_pod(ds, node, hash), &wopts())
                     .await
                 {
-                    self.expectations.creation_observed(key);
-                    first_err.get_or_insert(e);
+                    Ok(p) => self.events.event(
+                        ds,
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        &format!("Created pod: {}", ownership::name(&p)),
+                    ),
+                    Err(e) => {
+                        self.events.event(
+                            ds,
+                            EventType::Warning,
+                            "FailedCreate",
+                            &format!("Error creating: {}", e.message()),
+                        );
+                        self.expectations.creation_observed(key);
+                        first_err.get_or_insert(e);
+                    }
                 }
             }
             done += size;
@@ -438,10 +473,24 @@ impl DaemonSetController {
                 precondition_uid: Some(ownership::uid(p).to_string()),
                 ..Default::default()
             };
-            if let Err(e) = self.client.delete(&r, ownership::name(p), &opts).await {
-                self.expectations.deletion_observed(key, &key_of(p));
-                if !matches!(e, ApiError::NotFound { .. }) {
-                    first_err.get_or_insert(e);
+            match self.client.delete(&r, ownership::name(p), &opts).await {
+                Ok(_) => self.events.event(
+                    ds,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {}", ownership::name(p)),
+                ),
+                Err(e) => {
+                    self.expectations.deletion_observed(key, &key_of(p));
+                    if !matches!(e, ApiError::NotFound { .. }) {
+                        self.events.event(
+                            ds,
+                            EventType::Warning,
+                            "FailedDelete",
+                            &format!("Error deleting: {}", e.message()),
+                        );
+                        first_err.get_or_insert(e);
+                    }
                 }
             }
         }
@@ -519,14 +568,16 @@ pub fn setup(
     clock: Arc<dyn Clock>,
     q: WorkQueue,
 ) -> Arc<dyn Reconciler> {
+    let events_client = client.clone();
     let c = DaemonSetController::new(
         client,
         inf.cache(daemonsets()),
         inf.cache(pods()),
         inf.cache(nodes()),
         inf.cache(controller_revisions()),
-        clock,
-    );
+        clock.clone(),
+    )
+    .with_events(EventRecorder::new(events_client, NAME, clock));
     inf.get(daemonsets())
         .add_handler(Arc::new(DaemonSetController::on_set(q.clone())));
     inf.get(pods()).add_handler(Arc::new(c.on_pod(q.clone())));
@@ -981,6 +1032,35 @@ mod tests {
         k.sync();
         k.run().await;
         assert_eq!(k.placement(), [a("n1", "agent:2")]);
+    }
+
+    #[tokio::test]
+    async fn pod_events_and_failed_daemon_pods_use_upstreams_words() {
+        let mut k = Kit::new(json!({}), &["n1"]);
+        let clock = FakeClock::new(T0.parse().unwrap());
+        k.c.events = Some(EventRecorder::new(k.fake.clone(), NAME, clock));
+        k.run().await;
+        let mut p = k.fake.objects(&pods())[0].clone();
+        let name = ownership::name(&p).to_string();
+        p["status"]["phase"] = json!("Failed");
+        k.fake.seed(&pods(), p);
+        k.sync();
+        k.run().await;
+        let n = |t: &str, r: &str, m: String| (t.to_string(), r.to_string(), m);
+        assert_eq!(
+            k.fake.events().await,
+            [
+                n("Normal", "SuccessfulCreate", format!("Created pod: {name}")),
+                n(
+                    "Warning",
+                    "FailedDaemonPod",
+                    format!(
+                        "Found failed daemon pod kube-system/{name} on node n1, will try to kill it"
+                    )
+                ),
+                n("Normal", "SuccessfulDelete", format!("Deleted pod: {name}")),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ use skiff_k8s_core::status::ApiError;
 
 use crate::ownership::{self, controller_ref, is_deleting, str_at};
 use crate::replicaset::is_pod_ready;
+use crate::runtime::events::{EventRecorder, EventType, Recorder};
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::reconcile::{Action, Error, Reconciler};
@@ -61,6 +62,8 @@ pub struct DisruptionController {
     pdbs: Cache,
     pods: Cache,
     clock: Arc<dyn Clock>,
+    /// `NoPods` / `CalculateExpectedPodCountFailed` Events; none in unit tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
 }
 
 /// The computed status before it is written.
@@ -83,7 +86,14 @@ impl DisruptionController {
             pdbs,
             pods,
             clock,
+            events: None,
         }
+    }
+
+    /// Records events as upstream's controller does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     pub fn on_pdb(queue: WorkQueue) -> impl Fn(&Change) + Send + Sync {
@@ -259,10 +269,22 @@ impl Reconciler for DisruptionController {
                 .collect(),
             Err(_) => vec![],
         };
+        if sel.is_ok() && pods.is_empty() {
+            self.events
+                .event(&pdb, EventType::Normal, "NoPods", "No matching pods found");
+        }
         let computed = match sel {
             Ok(_) => self.counts(&pdb, &pods).await,
             Err(e) => Err(e),
         };
+        if let Err(msg) = &computed {
+            self.events.event(
+                &pdb,
+                EventType::Warning,
+                "CalculateExpectedPodCountFailed",
+                &format!("Failed to calculate the number of expected pods: {msg}"),
+            );
+        }
         let mut status = pdb.get("status").cloned().unwrap_or(json!({}));
         if !status.is_object() {
             status = json!({});
@@ -324,12 +346,15 @@ pub fn setup(
     q: WorkQueue,
 ) -> Arc<dyn Reconciler> {
     let pods = crate::replicaset::pods();
+    // Upstream's disruption controller records as `controllermanager`.
+    let events = EventRecorder::new(client.clone(), "controllermanager", clock.clone());
     let c = DisruptionController::new(
         client,
         inf.cache(pod_disruption_budgets()),
         inf.cache(pods.clone()),
         clock,
-    );
+    )
+    .with_events(events);
     inf.get(pod_disruption_budgets())
         .add_handler(Arc::new(DisruptionController::on_pdb(q.clone())));
     inf.get(pods).add_handler(Arc::new(c.on_pod(q)));
@@ -418,6 +443,45 @@ mod tests {
         assert_eq!(
             (&s["desiredHealthy"], &s["disruptionsAllowed"]),
             (&json!(1), &json!(1))
+        );
+    }
+
+    #[tokio::test]
+    async fn no_pods_and_uncountable_pods_are_reported() {
+        let clock = FakeClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+        let (fake, c) =
+            world(json!({"maxUnavailable": 1, "selector": {"matchLabels": {"app": "db"}}}));
+        let c = c.with_events(EventRecorder::new(
+            fake.clone(),
+            "controllermanager",
+            clock.clone(),
+        ));
+        c.reconcile("ns/web").await.unwrap();
+        let (fake2, c2) =
+            world(json!({"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}));
+        let c2 = c2.with_events(EventRecorder::new(
+            fake2.clone(),
+            "controllermanager",
+            clock,
+        ));
+        c2.pods.insert(
+            json!({"metadata": {"name": "d", "namespace": "ns", "labels": {"app": "web"},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "j1",
+                "controller": true}]}}),
+        );
+        c2.reconcile("ns/web").await.unwrap();
+        let n = |t: &str, r: &str, m: &str| (t.to_string(), r.to_string(), m.to_string());
+        assert_eq!(
+            fake.events().await,
+            [n("Normal", "NoPods", "No matching pods found")]
+        );
+        assert_eq!(
+            fake2.events().await,
+            [n(
+                "Warning",
+                "CalculateExpectedPodCountFailed",
+                "Failed to calculate the number of expected pods: found no controllers for pod \"d\""
+            )]
         );
     }
 

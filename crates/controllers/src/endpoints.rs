@@ -18,6 +18,7 @@ use crate::endpoints_pods::{
 };
 use crate::ownership::{self, str_at};
 use crate::replicaset::is_pod_ready;
+use crate::runtime::events::{EventRecorder, EventType, Recorder};
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::reconcile::{Action, Error, Reconciler};
@@ -34,6 +35,8 @@ pub struct EndpointsController {
     services: Cache,
     pods: Cache,
     endpoints: Cache,
+    /// `FailedToCreateEndpoint`/`FailedToUpdateEndpoint` Events; none in unit tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
 }
 
 impl EndpointsController {
@@ -43,7 +46,14 @@ impl EndpointsController {
             services,
             pods,
             endpoints,
+            events: None,
         }
+    }
+
+    /// Records events as upstream's `endpoint-controller` does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Services are the work items.
@@ -79,16 +89,19 @@ impl EndpointsController {
 pub fn setup(
     inf: &mut crate::Informers,
     client: Arc<dyn ApiClient>,
-    _clock: Arc<dyn crate::runtime::Clock>,
+    clock: Arc<dyn crate::runtime::Clock>,
     q: WorkQueue,
 ) -> Arc<dyn Reconciler> {
     let pods = crate::replicaset::pods();
+    // Upstream's recorder names itself `endpoint-controller`.
+    let events = EventRecorder::new(client.clone(), "endpoint-controller", clock);
     let c = EndpointsController::new(
         client,
         inf.cache(crate::endpoints_pods::services()),
         inf.cache(pods.clone()),
         inf.cache(endpoints()),
-    );
+    )
+    .with_events(events);
     inf.get(crate::endpoints_pods::services())
         .add_handler(Arc::new(EndpointsController::on_service(q.clone())));
     inf.get(pods).add_handler(Arc::new(c.on_pod(q.clone())));
@@ -269,7 +282,15 @@ impl Reconciler for EndpointsController {
                 upd["metadata"]["labels"] = Value::Object(labels);
                 upd["metadata"]["annotations"] = Value::Object(annotations);
                 upd["subsets"] = Value::Array(subsets);
-                self.client.update(&r, upd, &opts).await?;
+                if let Err(e) = self.client.update(&r, upd.clone(), &opts).await {
+                    self.events.event(
+                        &upd,
+                        EventType::Warning,
+                        "FailedToUpdateEndpoint",
+                        &format!("Failed to update endpoint {ns}/{name}: {}", e.message()),
+                    );
+                    return Err(e.into());
+                }
             }
             None => {
                 let mut meta = json!({"name": name, "namespace": ns, "labels": labels});
@@ -278,11 +299,22 @@ impl Reconciler for EndpointsController {
                 }
                 let obj = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": meta,
                     "subsets": subsets});
-                match self.client.create(&r, obj, &opts).await {
+                match self.client.create(&r, obj.clone(), &opts).await {
                     Ok(_) => {}
                     // The cache has not seen it yet; the watch event brings us back.
                     Err(ApiError::AlreadyExists { .. }) => {}
-                    Err(e) => return Err(e.into()),
+                    Err(e) => {
+                        self.events.event(
+                            &obj,
+                            EventType::Warning,
+                            "FailedToCreateEndpoint",
+                            &format!(
+                                "Failed to create endpoint for service {ns}/{name}: {}",
+                                e.message()
+                            ),
+                        );
+                        return Err(e.into());
+                    }
                 }
             }
         }
@@ -324,6 +356,41 @@ mod tests {
             Cache::default(),
         );
         (fake, c)
+    }
+
+    #[tokio::test]
+    async fn a_failed_update_is_reported_on_the_endpoints() {
+        let (fake, c) = setup();
+        let c = c.with_events(EventRecorder::new(
+            fake.clone(),
+            "endpoint-controller",
+            crate::runtime::FakeClock::new("2026-01-01T00:00:00Z".parse().unwrap()),
+        ));
+        c.services.insert(web_service());
+        c.pods.insert(pod("a", "10.0.0.1", true, Some(8080)));
+        let stored = fake.seed(
+            &endpoints(),
+            json!({"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": "web", "namespace": "ns"}, "subsets": []}),
+        );
+        // The cache lags behind a write made elsewhere: the update is refused as stale.
+        let mut stale = stored.clone();
+        stale["metadata"]["resourceVersion"] = json!("0");
+        c.endpoints.insert(stale);
+        assert!(c.reconcile("ns/web").await.is_err());
+        let evs = fake.events().await;
+        assert_eq!(evs.len(), 1);
+        assert_eq!(
+            (evs[0].0.as_str(), evs[0].1.as_str()),
+            ("Warning", "FailedToUpdateEndpoint")
+        );
+        assert!(
+            evs[0]
+                .2
+                .starts_with("Failed to update endpoint ns/web: Operation cannot be fulfilled"),
+            "{}",
+            evs[0].2
+        );
     }
 
     #[tokio::test]

@@ -25,6 +25,7 @@ use crate::horizontal_pod_autoscaler_metrics::{
     MetricsSource, SimulatedMetrics, Target, resource_replicas,
 };
 use crate::ownership::{self, str_at};
+use crate::runtime::events::{EventRecorder, EventType, Recorder};
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::reconcile::{Action, Error, Reconciler};
@@ -61,6 +62,8 @@ pub struct HpaController {
     metrics: Arc<dyn MetricsSource>,
     sync_period: Duration,
     history: Mutex<HashMap<String, History>>,
+    /// `SuccessfulRescale`/`FailedRescale` Events; none in unit tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
 }
 
 /// What the metrics ask for: replicas, `currentMetrics`, and which metric decided.
@@ -99,7 +102,14 @@ impl HpaController {
             metrics: Arc::new(SimulatedMetrics),
             sync_period: SYNC_PERIOD,
             history: Mutex::new(HashMap::new()),
+            events: None,
         }
+    }
+
+    /// Records events as upstream's controller does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Another source of Pod usage (a real metrics pipeline).
@@ -350,6 +360,8 @@ impl Reconciler for HpaController {
             .unwrap_or(min);
         let now = self.clock.now();
 
+        // Upstream's `rescaleReason`, the tail of the `SuccessfulRescale` message.
+        let mut rescale_reason = String::new();
         let (desired, conds, metrics) = if current == 0 && min != 0 {
             let c = Conditions {
                 able: (
@@ -366,6 +378,11 @@ impl Reconciler for HpaController {
             };
             (0, c, vec![])
         } else if current > max || current < min {
+            rescale_reason = if current > max {
+                "Current number of replicas above Spec.MaxReplicas".into()
+            } else {
+                "Current number of replicas below Spec.MinReplicas".into()
+            };
             let (d, reason, msg) = if current > max {
                 (
                     max,
@@ -465,6 +482,11 @@ impl Reconciler for HpaController {
                         .entry(key.to_string())
                         .or_default()
                         .normalize(&behavior, now, current, proposed, min, max);
+                    rescale_reason = if n.replicas > current {
+                        format!("{what} above target")
+                    } else {
+                        "All metrics below target".into()
+                    };
                     let c = Conditions {
                         able: ("True", n.able.0, n.able.1.into()),
                         active: Some((
@@ -505,6 +527,15 @@ impl Reconciler for HpaController {
                 )
                 .await
             {
+                self.events.event(
+                    &hpa,
+                    EventType::Warning,
+                    "FailedRescale",
+                    &format!(
+                        "New size: {desired}; reason: {rescale_reason}; error: {}",
+                        e.message()
+                    ),
+                );
                 status["conditions"] = self.conditions(
                     &hpa,
                     Conditions {
@@ -529,6 +560,12 @@ impl Reconciler for HpaController {
                 .entry(key.to_string())
                 .or_default()
                 .record_scale(now, current, desired);
+            self.events.event(
+                &hpa,
+                EventType::Normal,
+                "SuccessfulRescale",
+                &format!("New size: {desired}; reason: {rescale_reason}"),
+            );
             conds.able = (
                 "True",
                 "SucceededRescale",
@@ -552,12 +589,15 @@ pub fn setup(
     clock: Arc<dyn Clock>,
     q: WorkQueue,
 ) -> Arc<dyn Reconciler> {
+    // Upstream's recorder names itself `horizontal-pod-autoscaler`.
+    let events = EventRecorder::new(client.clone(), "horizontal-pod-autoscaler", clock.clone());
     let c = HpaController::new(
         client,
         inf.cache(horizontal_pod_autoscalers()),
         inf.cache(crate::replicaset::pods()),
         clock,
-    );
+    )
+    .with_events(events);
     inf.get(horizontal_pod_autoscalers())
         .add_handler(Arc::new(HpaController::on_hpa(q)));
     Arc::new(c)
@@ -688,6 +728,29 @@ mod tests {
             active,
             "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)"
         );
+    }
+
+    #[tokio::test]
+    async fn a_rescale_records_upstreams_event() {
+        let (fake, c, clock) = world(1, hpa(cpu(50)), &[pod("a", "400m")]);
+        let c = c.with_events(EventRecorder::new(
+            fake.clone(),
+            "horizontal-pod-autoscaler",
+            clock,
+        ));
+        c.reconcile("ns/web").await.unwrap();
+        let evs = fake.events().await;
+        assert_eq!(
+            evs,
+            [(
+                "Normal".to_string(),
+                "SuccessfulRescale".to_string(),
+                "New size: 4; reason: cpu resource utilization (percentage of request) above target"
+                    .to_string()
+            )]
+        );
+        let e = &fake.objects(&ResourceRef::new("", "v1", "events"))[0];
+        assert_eq!(e["source"]["component"], "horizontal-pod-autoscaler");
     }
 
     #[tokio::test]

@@ -11,8 +11,9 @@
 //! neither loses nor doubles a count. Terminal conditions come in two steps as in 1.31+:
 //! `FailureTarget`/`SuccessCriteriaMet` first, `Failed`/`Complete` once no Pod is left running.
 //!
-//! Not yet: `backoffLimitPerIndex`/`maxFailedIndexes` (a `FailIndex` rule counts as a failure),
-//! `successPolicy`, `podReplacementPolicy: Failed` (terminating Pods are replaced at once).
+//! Indexed Jobs' `backoffLimitPerIndex`/`maxFailedIndexes` and `successPolicy` are in
+//! `job_per_index.rs`. Events as upstream: `SuccessfulCreate`/`SuccessfulDelete` per Pod,
+//! `Completed`, the failure reason (`BackoffLimitExceeded`, `DeadlineExceeded`, …), `Suspended`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -27,9 +28,11 @@ use skiff_k8s_core::status::ApiError;
 
 use crate::job_indexes::{self, COMPLETION_INDEX};
 use crate::job_mutation_cache::MutationCache;
+use crate::job_per_index::{self as per_index, INDEX_FAILURE_COUNT, INDEX_IGNORED_FAILURE_COUNT};
 use crate::job_pod_failure_policy::{self as pfp, PolicyAction};
 use crate::ownership::{self, claim, controller_key, is_deleting, new_controller_ref, str_at};
 use crate::replicaset::{is_pod_ready, pods};
+use crate::runtime::events::{EventRecorder, EventType, Recorder};
 use crate::runtime::expectations::Expectations;
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
@@ -187,6 +190,8 @@ pub struct JobController {
     backoff: Mutex<HashMap<String, BackoffRecord>>,
     written: MutationCache,
     clock: Arc<dyn Clock>,
+    /// Pod and verdict Events; none in unit tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
 }
 
 impl JobController {
@@ -205,7 +210,14 @@ impl JobController {
             backoff: Mutex::new(HashMap::new()),
             written: MutationCache::new(),
             clock,
+            events: None,
         }
+    }
+
+    /// Records events as upstream's controller does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     pub fn on_job(queue: WorkQueue) -> impl Fn(&Change) + Send + Sync {
@@ -306,7 +318,11 @@ impl JobController {
         first_err.map_or(Ok(()), Err)
     }
 
-    fn pod_for(job: &Value, index: Option<i64>) -> Value {
+    fn pod_for(
+        job: &Value,
+        index: Option<i64>,
+        failures: &BTreeMap<i64, per_index::IndexFailures>,
+    ) -> Value {
         let name = ownership::name(job);
         let tmpl = &job["spec"]["template"];
         let mut meta = json!({
@@ -324,6 +340,13 @@ impl JobController {
         if let Some(i) = index {
             meta["annotations"][COMPLETION_INDEX] = json!(i.to_string());
             meta["labels"][COMPLETION_INDEX] = json!(i.to_string());
+            if per_index::limit(job).is_some() {
+                let f = failures.get(&i).cloned().unwrap_or_default();
+                meta["annotations"][INDEX_FAILURE_COUNT] = json!(f.counted.to_string());
+                if f.ignored > 0 {
+                    meta["annotations"][INDEX_IGNORED_FAILURE_COUNT] = json!(f.ignored.to_string());
+                }
+            }
             if str_at(&spec, "/hostname").is_empty() {
                 spec["hostname"] = json!(format!("{name}-{i}"));
             }
@@ -355,6 +378,7 @@ impl JobController {
         job: &Value,
         create: Vec<Option<i64>>,
         delete: Vec<&Value>,
+        failures: &BTreeMap<i64, per_index::IndexFailures>,
     ) -> Result<(usize, usize), ApiError> {
         if create.is_empty() && delete.is_empty() {
             return Ok((0, 0));
@@ -379,10 +403,24 @@ impl JobController {
         .await;
         for (p, res) in delete.iter().zip(results) {
             match res {
-                Ok(_) => deleted += 1,
+                Ok(_) => {
+                    deleted += 1;
+                    self.events.event(
+                        job,
+                        EventType::Normal,
+                        "SuccessfulDelete",
+                        &format!("Deleted pod: {}", ownership::name(p)),
+                    );
+                }
                 Err(e) => {
                     self.expectations.deletion_observed(key, &key_of(p));
                     if !matches!(e, ApiError::NotFound { .. }) {
+                        self.events.event(
+                            job,
+                            EventType::Warning,
+                            "FailedDelete",
+                            &format!("Error deleting: {}", e.message()),
+                        );
                         first_err.get_or_insert(e);
                     }
                 }
@@ -397,15 +435,29 @@ impl JobController {
                 let r = &r;
                 async move {
                     self.client
-                        .create(r, Self::pod_for(job, *idx), &wopts())
+                        .create(r, Self::pod_for(job, *idx, failures), &wopts())
                         .await
                 }
             }))
             .await;
             for res in results {
                 match res {
-                    Ok(_) => created += 1,
+                    Ok(p) => {
+                        created += 1;
+                        self.events.event(
+                            job,
+                            EventType::Normal,
+                            "SuccessfulCreate",
+                            &format!("Created pod: {}", ownership::name(&p)),
+                        );
+                    }
                     Err(e) => {
+                        self.events.event(
+                            job,
+                            EventType::Warning,
+                            "FailedCreate",
+                            &format!("Error creating: {}", e.message()),
+                        );
                         self.expectations.creation_observed(key);
                         first_err.get_or_insert(e);
                     }
@@ -492,7 +544,9 @@ pub fn setup(
     clock: Arc<dyn Clock>,
     q: WorkQueue,
 ) -> Arc<dyn Reconciler> {
-    let c = JobController::new(client, inf.cache(jobs()), inf.cache(pods()), clock);
+    let events = EventRecorder::new(client.clone(), NAME, clock.clone());
+    let c =
+        JobController::new(client, inf.cache(jobs()), inf.cache(pods()), clock).with_events(events);
     inf.get(jobs())
         .add_handler(Arc::new(JobController::on_job(q.clone())));
     inf.get(pods()).add_handler(Arc::new(c.on_pod(q)));
@@ -652,6 +706,21 @@ impl Reconciler for JobController {
         if indexed {
             status["completedIndexes"] = json!(job_indexes::format(&completed));
         }
+        // Per-index budgets: failures counted on each index's Pods, indexes past theirs failed.
+        let limit_per_index = per_index::limit(&job);
+        let index_failures = if limit_per_index.is_some() {
+            per_index::failures(&job, &owned, |p| pod_failed(p, only_failed))
+        } else {
+            BTreeMap::new()
+        };
+        let failed_indexes = match limit_per_index {
+            Some(l) => {
+                let f = per_index::failed_indexes(&status, &index_failures, l, &completed);
+                status["failedIndexes"] = json!(job_indexes::format(&f));
+                f
+            }
+            None => BTreeSet::new(),
+        };
         let pending_count = keep_s.len() + keep_f.len();
 
         let active: Vec<&Value> = owned
@@ -673,7 +742,13 @@ impl Reconciler for JobController {
                 str_at(c, "/message").to_string(),
             )
         });
-        let mut success = condition(&job, "SuccessCriteriaMet").is_some();
+        let mut success: Option<(String, String)> =
+            condition(&job, "SuccessCriteriaMet").map(|c| {
+                (
+                    str_at(c, "/reason").to_string(),
+                    str_at(c, "/message").to_string(),
+                )
+            });
         let backoff_limit = i64_at(&job, "/spec/backoffLimit").unwrap_or(6);
         // Resuming restarts the activeDeadlineSeconds clock; a Job starts when first unsuspended.
         let resumed = !suspended && condition(&job, "Suspended").is_some();
@@ -688,7 +763,7 @@ impl Reconciler for JobController {
             (false, None, true) => None,
         };
         let mut deadline_left = None;
-        if failure.is_none() && !success {
+        if failure.is_none() && success.is_none() {
             let restarts: i64 = if str_at(&job, "/spec/template/spec/restartPolicy") == "OnFailure"
             {
                 active
@@ -705,9 +780,23 @@ impl Reconciler for JobController {
                 0
             };
             let past_restarts = restarts > 0 && (backoff_limit == 0 || restarts >= backoff_limit);
+            let completions_n = completions.unwrap_or(0);
             if let Some(msg) = policy_failure {
                 failure = Some(("PodFailurePolicy".into(), msg));
-            } else if failed > backoff_limit || past_restarts {
+            } else if limit_per_index.is_some()
+                && i64_at(&job, "/spec/maxFailedIndexes")
+                    .is_some_and(|m| failed_indexes.len() as i64 > m)
+            {
+                failure = Some((
+                    "MaxFailedIndexesExceeded".into(),
+                    "Job has exceeded the specified maximal number of failed indexes".into(),
+                ));
+            } else if limit_per_index.is_some()
+                && !failed_indexes.is_empty()
+                && (completed.len() + failed_indexes.len()) as i64 >= completions_n
+            {
+                failure = Some(("FailedIndexes".into(), "Job has failed indexes".into()));
+            } else if limit_per_index.is_none() && (failed > backoff_limit || past_restarts) {
                 failure = Some((
                     "BackoffLimitExceeded".into(),
                     "Job has reached the specified backoff limit".into(),
@@ -731,10 +820,19 @@ impl Reconciler for JobController {
                 }
             }
             if failure.is_none() {
-                success = match completions {
+                let reached = match completions {
                     Some(c) if indexed => completed.len() as i64 >= c,
                     Some(c) => succeeded >= c,
                     None => succeeded > 0 && active.is_empty(),
+                };
+                success = if reached {
+                    Some((
+                        "CompletionsReached".into(),
+                        "Reached expected number of succeeded pods".into(),
+                    ))
+                } else {
+                    per_index::success_policy(&job, &completed)
+                        .map(|msg| ("SuccessPolicy".to_string(), msg))
                 };
             }
         }
@@ -744,42 +842,44 @@ impl Reconciler for JobController {
         let mut requeue = deadline_left;
         if let Some((reason, msg)) = &failure {
             set_condition(&mut status, "FailureTarget", "True", reason, msg, &now_s);
-        } else if success {
-            let msg = "Reached expected number of succeeded pods";
+        } else if let Some((reason, msg)) = &success {
             set_condition(
                 &mut status,
                 "SuccessCriteriaMet",
                 "True",
-                "CompletionsReached",
+                reason,
                 msg,
                 &now_s,
             );
         }
-        if failure.is_some() || success {
+        if failure.is_some() || success.is_some() {
             // Whatever still runs is stopped; the verdict is final once it has terminated.
             if needs_sync && !active.is_empty() {
-                match self.manage(key, &job, vec![], active.clone()).await {
+                match self
+                    .manage(key, &job, vec![], active.clone(), &index_failures)
+                    .await
+                {
                     Ok((_, d)) => active_now -= d as i64,
                     Err(e) => manage_err = Some(e),
                 }
             }
             if active.is_empty() && terminating == 0 && pending_count == 0 {
+                // The verdict is final: upstream's `recordJobFinished` events.
                 if let Some((reason, msg)) = &failure {
                     set_condition(&mut status, "Failed", "True", reason, msg, &now_s);
-                } else {
-                    let msg = "Reached expected number of succeeded pods";
-                    set_condition(
-                        &mut status,
-                        "Complete",
-                        "True",
-                        "CompletionsReached",
-                        msg,
-                        &now_s,
-                    );
+                    self.events.event(&job, EventType::Warning, reason, msg);
+                } else if let Some((reason, msg)) = &success {
+                    set_condition(&mut status, "Complete", "True", reason, msg, &now_s);
                     status["completionTime"] = json!(now_s);
+                    self.events
+                        .event(&job, EventType::Normal, "Completed", "Job completed");
                 }
             }
         } else if suspended {
+            if condition(&job, "Suspended").is_none_or(|c| str_at(c, "/status") != "True") {
+                self.events
+                    .event(&job, EventType::Normal, "Suspended", "Job suspended");
+            }
             set_condition(
                 &mut status,
                 "Suspended",
@@ -789,13 +889,18 @@ impl Reconciler for JobController {
                 &now_s,
             );
             if needs_sync && !active.is_empty() {
-                match self.manage(key, &job, vec![], active.clone()).await {
+                match self
+                    .manage(key, &job, vec![], active.clone(), &index_failures)
+                    .await
+                {
                     Ok((_, d)) => active_now -= d as i64,
                     Err(e) => manage_err = Some(e),
                 }
             }
         } else {
             if resumed {
+                self.events
+                    .event(&job, EventType::Normal, "Resumed", "Job resumed");
                 set_condition(
                     &mut status,
                     "Suspended",
@@ -821,13 +926,9 @@ impl Reconciler for JobController {
                 let (create, delete) = if indexed {
                     let busy: BTreeSet<i64> =
                         held.iter().filter_map(|p| job_indexes::of_pod(p)).collect();
-                    plan_indexed(
-                        &active,
-                        &completed,
-                        &busy,
-                        completions.unwrap_or(0),
-                        parallelism,
-                    )
+                    // A failed index is as done as a completed one: no more Pods for it.
+                    let done: BTreeSet<i64> = completed.union(&failed_indexes).copied().collect();
+                    plan_indexed(&active, &done, &busy, completions.unwrap_or(0), parallelism)
                 } else {
                     let want = match completions {
                         None if succeeded > 0 => active.len() as i64,
@@ -843,13 +944,37 @@ impl Reconciler for JobController {
                 };
                 let mut create = create;
                 create.truncate(BURST);
-                if !create.is_empty()
+                if limit_per_index.is_some() {
+                    // Each index backs off on its own failures (`getPodCreationInfoForIndependentIndexes`).
+                    let mut wait: Option<Duration> = None;
+                    create.retain(|idx| {
+                        let left = idx.and_then(|i| {
+                            let n = index_failures.get(&i).map_or(0, |f| f.counted);
+                            let last = last_failure(&owned, i)?;
+                            BackoffRecord {
+                                failures: n as u32,
+                                last: Some(last),
+                            }
+                            .remaining(now)
+                        });
+                        if let Some(l) = left {
+                            wait = Some(wait.map_or(l, |w: Duration| w.min(l)));
+                        }
+                        left.is_none()
+                    });
+                    if let Some(l) = wait {
+                        requeue = Some(requeue.map_or(l, |r| r.min(l)));
+                    }
+                } else if !create.is_empty()
                     && let Some(left) = self.backoff_left(key, now)
                 {
                     create.clear();
                     requeue = Some(requeue.map_or(left, |r| r.min(left)));
                 }
-                match self.manage(key, &job, create, delete).await {
+                match self
+                    .manage(key, &job, create, delete, &index_failures)
+                    .await
+                {
                     Ok((c, d)) => active_now += c as i64 - d as i64,
                     Err(e) => manage_err = Some(e),
                 }
@@ -873,6 +998,28 @@ impl Reconciler for JobController {
         }
         Ok(requeue.map_or(Action::AwaitChange, Action::Requeue))
     }
+}
+
+/// When index `i` last failed: the latest finish time among its failed Pods' containers (or
+/// their deletion time), which starts that index's back-off.
+fn last_failure(pods: &[Value], i: i64) -> Option<jiff::Timestamp> {
+    pods.iter()
+        .filter(|p| job_indexes::of_pod(p) == Some(i) && str_at(p, "/status/phase") == "Failed")
+        .filter_map(|p| {
+            let finished = ["initContainerStatuses", "containerStatuses"]
+                .into_iter()
+                .filter_map(|l| p.pointer(&format!("/status/{l}"))?.as_array())
+                .flatten()
+                .filter_map(|cs| cs.pointer("/state/terminated/finishedAt")?.as_str())
+                .filter_map(parse_time)
+                .max();
+            finished.or_else(|| {
+                p.pointer("/metadata/deletionTimestamp")
+                    .and_then(Value::as_str)
+                    .and_then(parse_time)
+            })
+        })
+        .max()
 }
 
 /// Pods to create (by index) and to delete for an Indexed Job: at most `parallelism` running,
@@ -1091,6 +1238,151 @@ mod tests {
         k.c.jobs.insert(k.job());
         k.c.reconcile("ns/pi").await.unwrap();
         assert_eq!(k.job()["status"]["succeeded"], 1);
+    }
+
+    /// The live (unfinished, undeleted) Pod of index `i`.
+    fn live_of(k: &Kit, i: i64) -> Option<Value> {
+        k.fake.objects(&pods()).into_iter().find(|p| {
+            job_indexes::of_pod(p) == Some(i)
+                && !pod_succeeded(p)
+                && str_at(p, "/status/phase") != "Failed"
+                && !is_deleting(p)
+        })
+    }
+
+    fn cond_message(j: &Value, ty: &str) -> String {
+        j["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == ty))
+            .map(|c| str_at(c, "/message").to_string())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn events_name_each_pod_and_the_verdict() {
+        let n = |t: &str, r: &str, m: &str| (t.to_string(), r.to_string(), m.to_string());
+        let mut k = Kit::new(json!({"backoffLimit": 0}));
+        k.c.events = Some(EventRecorder::new(k.fake.clone(), NAME, k.clock.clone()));
+        k.run().await;
+        let pod = k.pod_names()[0].clone();
+        k.finish(&pod, "Failed");
+        k.sync();
+        k.run().await;
+        assert_eq!(cond(&k.job(), "Failed"), ("True", "BackoffLimitExceeded"));
+        assert_eq!(
+            k.fake.events().await,
+            [
+                n("Normal", "SuccessfulCreate", &format!("Created pod: {pod}")),
+                n(
+                    "Warning",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit"
+                ),
+            ]
+        );
+
+        let mut k = Kit::new(json!({}));
+        k.c.events = Some(EventRecorder::new(k.fake.clone(), NAME, k.clock.clone()));
+        k.run().await;
+        let pod = k.pod_names()[0].clone();
+        k.finish(&pod, "Succeeded");
+        k.sync();
+        k.run().await;
+        assert_eq!(
+            k.fake.events().await.last().unwrap(),
+            &n("Normal", "Completed", "Job completed")
+        );
+    }
+
+    #[tokio::test]
+    async fn backoff_limit_per_index_fails_an_index_and_then_the_job() {
+        let mut k = Kit::new(json!({"completionMode": "Indexed", "completions": 3,
+            "parallelism": 3, "backoffLimitPerIndex": 1, "backoffLimit": 2147483647}));
+        k.run().await;
+        let p0 = live_of(&k, 0).unwrap();
+        assert_eq!(p0["metadata"]["annotations"][INDEX_FAILURE_COUNT], "0");
+        assert_eq!(k.job()["status"]["failedIndexes"], "");
+        // First failure of index 0: within its budget, replaced with the count carried on.
+        k.finish(ownership::name(&p0), "Failed");
+        k.sync();
+        k.run().await;
+        let again = live_of(&k, 0).expect("index 0 retried");
+        assert_eq!(again["metadata"]["annotations"][INDEX_FAILURE_COUNT], "1");
+        assert_eq!(k.job()["status"]["failedIndexes"], "");
+        // Second failure: past the budget of 1; index 0 is failed and not retried.
+        k.finish(ownership::name(&again), "Failed");
+        k.sync();
+        k.run().await;
+        assert!(live_of(&k, 0).is_none());
+        assert_eq!(k.job()["status"]["failedIndexes"], "0");
+        assert!(
+            cond(&k.job(), "FailureTarget").0.is_empty(),
+            "others still run"
+        );
+        for i in [1, 2] {
+            let p = live_of(&k, i).unwrap();
+            k.finish(ownership::name(&p), "Succeeded");
+        }
+        k.sync();
+        k.run().await;
+        let j = k.job();
+        assert_eq!(j["status"]["completedIndexes"], "1-2");
+        assert_eq!(j["status"]["failed"], 2);
+        assert_eq!(cond(&j, "Failed"), ("True", "FailedIndexes"));
+        assert_eq!(cond_message(&j, "Failed"), "Job has failed indexes");
+    }
+
+    #[tokio::test]
+    async fn fail_index_rule_and_max_failed_indexes_fail_the_job_early() {
+        let mut k = Kit::new(json!({"completionMode": "Indexed", "completions": 4,
+            "parallelism": 2, "backoffLimitPerIndex": 3, "maxFailedIndexes": 0,
+            "podFailurePolicy": {"rules": [{"action": "FailIndex",
+                "onExitCodes": {"operator": "In", "values": [42]}}]}}));
+        k.run().await;
+        let mut p0 = live_of(&k, 0).unwrap();
+        p0["status"] = json!({"phase": "Failed", "containerStatuses": [
+            {"name": "main", "state": {"terminated": {"exitCode": 42}}}]});
+        k.fake.seed(&pods(), p0);
+        k.sync();
+        k.run().await;
+        let j = k.job();
+        assert_eq!(j["status"]["failedIndexes"], "0");
+        assert_eq!(
+            cond(&j, "FailureTarget"),
+            ("True", "MaxFailedIndexesExceeded")
+        );
+        assert_eq!(
+            cond_message(&j, "FailureTarget"),
+            "Job has exceeded the specified maximal number of failed indexes"
+        );
+        assert!(live_of(&k, 1).is_none(), "the rest is stopped");
+    }
+
+    #[tokio::test]
+    async fn success_policy_completes_before_every_index_ran() {
+        let mut k = Kit::new(json!({"completionMode": "Indexed", "completions": 5,
+            "parallelism": 2, "successPolicy": {"rules": [
+                {"succeededIndexes": "0-3", "succeededCount": 1}]}}));
+        k.run().await;
+        let p1 = live_of(&k, 1).unwrap();
+        k.finish(ownership::name(&p1), "Succeeded");
+        k.sync();
+        k.run().await;
+        let j = k.job();
+        assert_eq!(cond(&j, "SuccessCriteriaMet"), ("True", "SuccessPolicy"));
+        assert_eq!(
+            cond_message(&j, "SuccessCriteriaMet"),
+            "Matched rules at index 0"
+        );
+        assert!(live_of(&k, 0).is_none(), "index 0's Pod is stopped");
+        // Once nothing runs the Job is Complete with the same reason.
+        for _ in 0..3 {
+            k.sync();
+            k.run().await;
+        }
+        let j = k.job();
+        assert_eq!(cond(&j, "Complete"), ("True", "SuccessPolicy"));
+        assert_eq!(j["status"]["completedIndexes"], "1");
     }
 
     #[tokio::test]

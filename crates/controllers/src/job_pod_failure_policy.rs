@@ -1,6 +1,7 @@
 //! A Job's `podFailurePolicy` (`pkg/controller/job/pod_failure_policy.go`): the first rule that
 //! matches a failed Pod, by container exit codes or by Pod conditions, decides whether the failure
-//! fails the Job, is ignored, or counts towards `backoffLimit`.
+//! fails the Job, fails the Pod's index (`backoffLimitPerIndex`), is ignored, or counts towards
+//! `backoffLimit`.
 
 use serde_json::Value;
 
@@ -13,8 +14,11 @@ pub enum PolicyAction {
     FailJob(String),
     /// Do not count the failure (`Ignore`): the Pod is replaced without using up `backoffLimit`.
     Ignore,
-    /// Count it as usual (`Count`, and `FailIndex`, which needs `backoffLimitPerIndex`).
+    /// Count it as usual (`Count`).
     Count,
+    /// Mark the Pod's index failed at once, whatever its per-index budget (`FailIndex`; the API
+    /// server admits it only with `backoffLimitPerIndex`, elsewhere it counts as a failure).
+    FailIndex,
 }
 
 /// The action of the first rule matching `pod` (a failed Pod), or `None` when no rule matches
@@ -47,7 +51,8 @@ pub fn evaluate(job: &Value, pod: &Value) -> Option<PolicyAction> {
         return match action {
             "FailJob" => Some(PolicyAction::FailJob(why)),
             "Ignore" => Some(PolicyAction::Ignore),
-            "Count" | "FailIndex" => Some(PolicyAction::Count),
+            "Count" => Some(PolicyAction::Count),
+            "FailIndex" => Some(PolicyAction::FailIndex),
             _ => continue,
         };
     }
@@ -156,6 +161,12 @@ mod tests {
             Some(PolicyAction::Count)
         );
         assert_eq!(evaluate(&j, &failed("p", 1, json!([]))), None);
+        let fail_index = json!({"spec": {"podFailurePolicy": {"rules": [
+            {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [7]}}]}}});
+        assert_eq!(
+            evaluate(&fail_index, &failed("p", 7, json!([]))),
+            Some(PolicyAction::FailIndex)
+        );
         assert_eq!(evaluate(&json!({}), &failed("p", 42, json!([]))), None);
     }
 }

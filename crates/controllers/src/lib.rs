@@ -29,6 +29,7 @@ pub mod horizontal_pod_autoscaler_metrics;
 pub mod job;
 pub mod job_indexes;
 pub mod job_mutation_cache;
+pub mod job_per_index;
 pub mod job_pod_failure_policy;
 pub mod node_lifecycle;
 pub mod node_lifecycle_taint_eviction;

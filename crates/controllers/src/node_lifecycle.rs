@@ -19,6 +19,7 @@ use skiff_k8s_core::client::{ApiClient, ResourceRef, WriteOptions};
 use skiff_k8s_core::status::ApiError;
 
 use crate::ownership::{self, str_at};
+use crate::runtime::events::{EventRecorder, EventType, Recorder};
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::reconcile::{Action, Error, Reconciler};
@@ -121,6 +122,14 @@ pub struct NodeLifecycleController {
     grace: Duration,
     startup_grace: Duration,
     health: Mutex<HashMap<String, Health>>,
+    /// `RegisteredNode`/`RemovingNode`/`NodeNotReady` Events; none in unit tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
+}
+
+/// The reference upstream's node events carry: a Node whose UID is its name
+/// (`nodeutil.RecordNodeEvent`), so events about a deleted Node can still be written.
+fn node_ref(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": name}})
 }
 
 fn opts() -> WriteOptions {
@@ -147,7 +156,14 @@ impl NodeLifecycleController {
             grace: NODE_MONITOR_GRACE_PERIOD,
             startup_grace: NODE_STARTUP_GRACE_PERIOD,
             health: Mutex::new(HashMap::new()),
+            events: None,
         }
+    }
+
+    /// Records events as upstream's controller does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Another node-monitor grace period; the startup grace keeps upstream's 60:40 ratio.
@@ -260,7 +276,11 @@ impl NodeLifecycleController {
             ready["lastTransitionTime"] = json!(now);
             let r = crate::replicaset::pods().in_namespace(ownership::namespace(&p));
             match self.client.update_status(&r, pod, &opts()).await {
-                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Ok(_) => {
+                    self.events
+                        .event(&p, EventType::Warning, "NodeNotReady", "Node is not ready")
+                }
+                Err(ApiError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -323,12 +343,35 @@ impl Reconciler for NodeLifecycleController {
 
     async fn reconcile(&self, key: &str) -> Result<Action, Error> {
         let Some(node) = self.nodes.get(key) else {
-            self.health
+            let known = self
+                .health
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(key);
+                .remove(key)
+                .is_some();
+            if known {
+                self.events.event(
+                    &node_ref(key),
+                    EventType::Normal,
+                    "RemovingNode",
+                    &format!("Node {key} event: Removing Node {key} from Controller"),
+                );
+            }
             return Ok(Action::AwaitChange);
         };
+        let new = !self
+            .health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(key);
+        if new {
+            self.events.event(
+                &node_ref(key),
+                EventType::Normal,
+                "RegisteredNode",
+                &format!("Node {key} event: Registered Node {key} in Controller"),
+            );
+        }
         let quiet = self.since_last_heartbeat(&node);
         let ready = condition_status(&node, "Ready");
         let grace = if ready.is_empty() {
@@ -339,6 +382,14 @@ impl Reconciler for NodeLifecycleController {
         let mut node = node.clone();
         if quiet > grace && ready != "Unknown" {
             node = self.mark_unknown(&node).await?;
+            if ready == "True" {
+                self.events.event(
+                    &node_ref(key),
+                    EventType::Normal,
+                    "NodeNotReady",
+                    &format!("Node {key} status is now: NodeNotReady"),
+                );
+            }
             self.mark_pods_not_ready(key).await?;
         }
         self.sync_taints(&node).await?;
@@ -362,13 +413,16 @@ pub fn setup(
 ) -> Arc<dyn Reconciler> {
     let nodes = crate::endpoints_pods::nodes();
     let pods = crate::replicaset::pods();
+    // Upstream's recorder names itself `node-controller`.
+    let events = EventRecorder::new(client.clone(), "node-controller", clock.clone());
     let c = NodeLifecycleController::new(
         client,
         inf.cache(nodes.clone()),
         inf.cache(leases()),
         inf.cache(pods),
         clock,
-    );
+    )
+    .with_events(events);
     inf.get(nodes)
         .add_handler(Arc::new(NodeLifecycleController::on_node(q.clone())));
     inf.get(leases())
@@ -475,6 +529,58 @@ mod tests {
         );
         let p = fake.object(&pods(), "ns/p").unwrap();
         assert_eq!(p["status"]["conditions"][0]["status"], "False");
+    }
+
+    #[tokio::test]
+    async fn node_and_pod_events_as_the_node_controller_writes_them() {
+        let (fake, clock, c) = setup(node("True"));
+        let c = c.with_events(EventRecorder::new(
+            fake.clone(),
+            "node-controller",
+            clock.clone(),
+        ));
+        let pod = fake.seed(
+            &pods(),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"},
+                "spec": {"nodeName": "n1"},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        );
+        c.pods.insert(pod);
+        c.reconcile("n1").await.unwrap();
+        clock.advance(Duration::from_secs(11));
+        c.reconcile("n1").await.unwrap();
+        c.nodes.remove("n1");
+        c.reconcile("n1").await.unwrap();
+        let n = |t: &str, r: &str, m: &str| (t.to_string(), r.to_string(), m.to_string());
+        let evs = fake.events().await;
+        assert_eq!(
+            evs,
+            [
+                n(
+                    "Normal",
+                    "RegisteredNode",
+                    "Node n1 event: Registered Node n1 in Controller"
+                ),
+                n(
+                    "Normal",
+                    "NodeNotReady",
+                    "Node n1 status is now: NodeNotReady"
+                ),
+                n("Warning", "NodeNotReady", "Node is not ready"),
+                n(
+                    "Normal",
+                    "RemovingNode",
+                    "Node n1 event: Removing Node n1 from Controller"
+                ),
+            ]
+        );
+        let on_pod = fake
+            .objects(&ResourceRef::new("", "v1", "events"))
+            .into_iter()
+            .find(|e| e["involvedObject"]["kind"] == "Pod")
+            .unwrap();
+        assert_eq!(on_pod["metadata"]["namespace"], "ns");
+        assert_eq!(on_pod["source"]["component"], "node-controller");
     }
 
     #[tokio::test]

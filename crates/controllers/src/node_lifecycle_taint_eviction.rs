@@ -13,6 +13,7 @@ use skiff_k8s_core::client::{ApiClient, DeleteOptions, WriteOptions};
 use skiff_k8s_core::status::ApiError;
 
 use crate::ownership::{self, is_deleting, str_at};
+use crate::runtime::events::{EventRecorder, EventType, Recorder};
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::reconcile::{Action, Error, Reconciler};
@@ -82,6 +83,8 @@ pub struct TaintEvictionController {
     nodes: Cache,
     pods: Cache,
     clock: Arc<dyn Clock>,
+    /// `TaintManagerEviction` Events; none in unit tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
 }
 
 impl TaintEvictionController {
@@ -96,7 +99,14 @@ impl TaintEvictionController {
             nodes,
             pods,
             clock,
+            events: None,
         }
+    }
+
+    /// Records events as upstream's controller does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     pub fn on_node(queue: WorkQueue) -> impl Fn(&Change) + Send + Sync {
@@ -143,6 +153,17 @@ impl TaintEvictionController {
             Err(ApiError::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e),
         }
+        // `emitPodDeletionEvent`, just before the deletion.
+        self.events.event(
+            pod,
+            EventType::Normal,
+            "TaintManagerEviction",
+            &format!(
+                "Marking for deletion Pod {}/{}",
+                ownership::namespace(pod),
+                ownership::name(pod)
+            ),
+        );
         let del = DeleteOptions {
             precondition_uid: Some(ownership::uid(pod).to_string()),
             ..Default::default()
@@ -212,12 +233,14 @@ pub fn setup(
 ) -> Arc<dyn Reconciler> {
     let nodes = crate::endpoints_pods::nodes();
     let pods = crate::replicaset::pods();
+    let events = EventRecorder::new(client.clone(), NAME, clock.clone());
     let c = TaintEvictionController::new(
         client,
         inf.cache(nodes.clone()),
         inf.cache(pods.clone()),
         clock,
-    );
+    )
+    .with_events(events);
     inf.get(nodes)
         .add_handler(Arc::new(TaintEvictionController::on_node(q.clone())));
     inf.get(pods)
@@ -314,5 +337,32 @@ mod tests {
             &taint
         ));
         assert!(tolerates(&json!({"operator": "Exists"}), &taint));
+    }
+
+    #[tokio::test]
+    async fn an_eviction_is_announced_on_the_pod() {
+        let fake = Arc::new(FakeClient::default());
+        let clock = FakeClock::new("2026-01-01T00:00:10Z".parse().unwrap());
+        let c = TaintEvictionController::new(
+            fake.clone(),
+            Cache::default(),
+            Cache::default(),
+            clock.clone(),
+        )
+        .with_events(EventRecorder::new(fake.clone(), NAME, clock));
+        c.nodes
+            .insert(json!({"metadata": {"name": "n1"}, "spec": {"taints": [
+            {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute",
+             "timeAdded": "2026-01-01T00:00:00Z"}]}}));
+        c.pods.insert(fake.seed(&pods(), pod("bare", json!([]))));
+        c.reconcile("n1").await.unwrap();
+        assert_eq!(
+            fake.events().await,
+            [(
+                "Normal".to_string(),
+                "TaintManagerEviction".to_string(),
+                "Marking for deletion Pod ns/bare".to_string()
+            )]
+        );
     }
 }

@@ -26,6 +26,7 @@ use skiff_k8s_core::selector::Selector;
 use skiff_k8s_core::status::ApiError;
 
 use crate::ownership::{self, is_deleting, str_at};
+use crate::runtime::events::{EventRecorder, EventType, Recorder};
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::reconcile::{Action, Error, Reconciler};
@@ -219,6 +220,9 @@ pub struct PvBinder {
     volumes: Cache,
     classes: Cache,
     nodes: Cache,
+    /// `WaitForFirstConsumer`, `ExternalProvisioning`, `FailedBinding` Events on claims; none in
+    /// unit tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
 }
 
 fn opts() -> WriteOptions {
@@ -242,7 +246,14 @@ impl PvBinder {
             volumes,
             classes,
             nodes,
+            events: None,
         }
+    }
+
+    /// Records events as upstream's `persistentvolume-controller` does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// A claim change queues the claim and the volume it names; a deleted claim also queues the
@@ -486,9 +497,37 @@ impl PvBinder {
             .as_ref()
             .map(|c| str_at(c, "/provisioner").to_string())
             .unwrap_or_default();
-        if !provisioner.is_empty()
+        let external = !provisioner.is_empty()
             && provisioner != NO_PROVISIONER
-            && (!delay || !selected.is_empty())
+            && (!delay || !selected.is_empty());
+        if delay && selected.is_empty() {
+            self.events.event(
+                &claim,
+                EventType::Normal,
+                "WaitForFirstConsumer",
+                "waiting for first consumer to be created before binding",
+            );
+        } else if external {
+            // `provisionClaimOperationExternal`: said on every sync until the volume exists.
+            self.events.event(
+                &claim,
+                EventType::Normal,
+                "ExternalProvisioning",
+                &format!(
+                    "Waiting for a volume to be created either by the external provisioner '{provisioner}' \
+                     or manually by the system administrator. If volume creation is delayed, please verify \
+                     that the provisioner is running and correctly registered."
+                ),
+            );
+        } else if class_name.is_empty() {
+            self.events.event(
+                &claim,
+                EventType::Warning,
+                "FailedBinding",
+                "no persistent volumes available for this claim and no storage class is set",
+            );
+        }
+        if external
             && (annotation(&claim, STORAGE_PROVISIONER) != provisioner
                 || annotation(&claim, BETA_STORAGE_PROVISIONER) != provisioner)
         {
@@ -618,16 +657,19 @@ impl Reconciler for PvBinder {
 pub fn setup(
     inf: &mut crate::Informers,
     client: Arc<dyn ApiClient>,
-    _clock: Arc<dyn crate::runtime::Clock>,
+    clock: Arc<dyn crate::runtime::Clock>,
     q: WorkQueue,
 ) -> Arc<dyn Reconciler> {
+    // Upstream's recorder names itself `persistentvolume-controller`.
+    let events = EventRecorder::new(client.clone(), "persistentvolume-controller", clock);
     let c = PvBinder::new(
         client,
         inf.cache(persistent_volume_claims()),
         inf.cache(persistent_volumes()),
         inf.cache(storage_classes()),
         inf.cache(crate::endpoints_pods::nodes()),
-    );
+    )
+    .with_events(events);
     inf.get(persistent_volume_claims())
         .add_handler(Arc::new(c.on_claim(q.clone())));
     inf.get(persistent_volumes())
@@ -821,6 +863,59 @@ mod tests {
         assert_eq!(
             later["metadata"]["annotations"][STORAGE_PROVISIONER],
             "ebs.csi.aws.com"
+        );
+    }
+
+    #[tokio::test]
+    async fn claim_events_say_what_the_claim_waits_for() {
+        let fake = Arc::new(FakeClient::default());
+        fake.seed(
+            &storage_classes(),
+            json!({"metadata": {"name": "gp2"}, "provisioner": "ebs.csi.aws.com",
+                "volumeBindingMode": "WaitForFirstConsumer"}),
+        );
+        fake.seed(
+            &storage_classes(),
+            json!({"metadata": {"name": "io"}, "provisioner": "ebs.csi.aws.com",
+                "volumeBindingMode": "Immediate"}),
+        );
+        fake.seed(
+            &persistent_volume_claims(),
+            pvc("later", "1Gi", Some("gp2")),
+        );
+        fake.seed(&persistent_volume_claims(), pvc("now", "1Gi", Some("io")));
+        fake.seed(&persistent_volume_claims(), pvc("none", "1Gi", Some("")));
+        let clock = crate::runtime::FakeClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+        let b = binder(&fake).with_events(EventRecorder::new(
+            fake.clone(),
+            "persistentvolume-controller",
+            clock,
+        ));
+        for k in ["pvc:ns/later", "pvc:ns/now", "pvc:ns/none"] {
+            b.reconcile(k).await.unwrap();
+        }
+        let n = |t: &str, r: &str, m: &str| (t.to_string(), r.to_string(), m.to_string());
+        assert_eq!(
+            fake.events().await,
+            [
+                n(
+                    "Normal",
+                    "WaitForFirstConsumer",
+                    "waiting for first consumer to be created before binding"
+                ),
+                n(
+                    "Normal",
+                    "ExternalProvisioning",
+                    "Waiting for a volume to be created either by the external provisioner \
+                     'ebs.csi.aws.com' or manually by the system administrator. If volume creation \
+                     is delayed, please verify that the provisioner is running and correctly registered."
+                ),
+                n(
+                    "Warning",
+                    "FailedBinding",
+                    "no persistent volumes available for this claim and no storage class is set"
+                ),
+            ]
         );
     }
 

@@ -20,6 +20,7 @@ use crate::job_mutation_cache::MutationCache;
 use crate::ownership::{self, claim, controller_key, is_deleting, new_controller_ref, str_at};
 use crate::replicaset::{is_pod_available, is_pod_ready, pods};
 use crate::runtime::Clock;
+use crate::runtime::events::{EventRecorder, EventType, Recorder};
 use crate::runtime::informer::{Cache, Change, key_of};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::reconcile::{Action, Error, Reconciler};
@@ -92,6 +93,8 @@ pub struct StatefulSetController {
     pvcs: Cache,
     written: MutationCache,
     clock: Arc<dyn Clock>,
+    /// `SuccessfulCreate`/`SuccessfulDelete` Events on the set; none in unit tests that assert writes.
+    events: Option<Arc<EventRecorder>>,
 }
 
 impl StatefulSetController {
@@ -111,6 +114,37 @@ impl StatefulSetController {
             pvcs,
             written: MutationCache::new(),
             clock,
+            events: None,
+        }
+    }
+
+    /// Records events as upstream's `StatefulPodControl` does.
+    pub fn with_events(mut self, events: Arc<EventRecorder>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// `recordPodEvent`: `SuccessfulCreate` "create Pod web-0 in StatefulSet web successful", or
+    /// `FailedCreate` with the error.
+    fn pod_event(&self, set: &Value, verb: &str, pod: &str, err: Option<&ApiError>) {
+        let set_name = ownership::name(set);
+        let title = format!("{}{}", verb[..1].to_uppercase(), &verb[1..]);
+        match err {
+            None => self.events.event(
+                set,
+                EventType::Normal,
+                &format!("Successful{title}"),
+                &format!("{verb} Pod {pod} in StatefulSet {set_name} successful"),
+            ),
+            Some(e) => self.events.event(
+                set,
+                EventType::Warning,
+                &format!("Failed{title}"),
+                &format!(
+                    "{verb} Pod {pod} in StatefulSet {set_name} failed error: {}",
+                    e.message()
+                ),
+            ),
         }
     }
 
@@ -234,13 +268,31 @@ impl StatefulSetController {
                 "metadata": meta,
                 "spec": t.get("spec").cloned().unwrap_or(json!({})),
             });
+            let pod = format!("{set_name}-{ordinal}");
             match self
                 .client
                 .create(&pvcs().in_namespace(ns), claim, &wopts())
                 .await
             {
-                Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e),
+                Ok(_) => self.events.event(
+                    set,
+                    EventType::Normal,
+                    "SuccessfulCreate",
+                    &format!("create Claim {name} Pod {pod} in StatefulSet {set_name} success"),
+                ),
+                Err(ApiError::AlreadyExists { .. }) => {}
+                Err(e) => {
+                    self.events.event(
+                        set,
+                        EventType::Warning,
+                        "FailedCreate",
+                        &format!(
+                            "create Claim {name} for Pod {pod} in StatefulSet {set_name} failed error: {}",
+                            e.message()
+                        ),
+                    );
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -308,7 +360,7 @@ impl StatefulSetController {
         Ok(())
     }
 
-    async fn delete_pod(&self, p: &Value) -> Result<(), ApiError> {
+    async fn delete_pod(&self, set: &Value, p: &Value) -> Result<(), ApiError> {
         let opts = DeleteOptions {
             precondition_uid: Some(ownership::uid(p).to_string()),
             ..Default::default()
@@ -322,8 +374,15 @@ impl StatefulSetController {
             )
             .await
         {
-            Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
+            Ok(_) => {
+                self.pod_event(set, "delete", ownership::name(p), None);
+                Ok(())
+            }
+            Err(ApiError::NotFound { .. }) => Ok(()),
+            Err(e) => {
+                self.pod_event(set, "delete", ownership::name(p), Some(&e));
+                Err(e)
+            }
         }
     }
 
@@ -337,6 +396,7 @@ impl StatefulSetController {
     ) -> Result<(), ApiError> {
         self.ensure_claims(set, ordinal).await?;
         let pod = Self::new_pod(set, rev, ordinal);
+        let pod_name = ownership::name(&pod).to_string();
         match self
             .client
             .create(
@@ -347,11 +407,15 @@ impl StatefulSetController {
             .await
         {
             Ok(p) => {
+                self.pod_event(set, "create", &pod_name, None);
                 created.push(p);
                 Ok(())
             }
             Err(ApiError::AlreadyExists { .. }) => Ok(()),
-            Err(e) => Err(e),
+            Err(e) => {
+                self.pod_event(set, "create", &pod_name, Some(&e));
+                Err(e)
+            }
         }
     }
 
@@ -413,7 +477,7 @@ impl StatefulSetController {
                 }
                 Some(p) if failed(p) && !is_deleting(p) => {
                     // A failed Pod is deleted and recreated with the same identity.
-                    self.delete_pod(p).await?;
+                    self.delete_pod(set, p).await?;
                     if monotonic {
                         return Ok(());
                     }
@@ -444,7 +508,7 @@ impl StatefulSetController {
                 return Ok(());
             }
             self.hand_claims_to_pod(set, p, *ord).await?;
-            self.delete_pod(p).await?;
+            self.delete_pod(set, p).await?;
             if monotonic {
                 return Ok(());
             }
@@ -470,7 +534,7 @@ impl StatefulSetController {
                     break;
                 }
                 let was_healthy = healthy(p);
-                self.delete_pod(p).await?;
+                self.delete_pod(set, p).await?;
                 if was_healthy {
                     unavailable += 1;
                 }
@@ -525,14 +589,16 @@ pub fn setup(
     clock: Arc<dyn Clock>,
     q: WorkQueue,
 ) -> Arc<dyn Reconciler> {
+    let client_for_events = client.clone();
     let c = StatefulSetController::new(
         client,
         inf.cache(statefulsets()),
         inf.cache(pods()),
         inf.cache(controller_revisions()),
         inf.cache(pvcs()),
-        clock,
-    );
+        clock.clone(),
+    )
+    .with_events(EventRecorder::new(client_for_events, NAME, clock));
     inf.get(statefulsets())
         .add_handler(Arc::new(StatefulSetController::on_set(q.clone())));
     inf.get(pods()).add_handler(Arc::new(c.on_owned(q.clone())));
@@ -799,6 +865,39 @@ mod tests {
             (Some(2), Some(1))
         );
         assert_eq!(st["currentRevision"], st["updateRevision"]);
+    }
+
+    #[tokio::test]
+    async fn pod_and_claim_events_use_upstreams_words() {
+        let tpl = json!([{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}}}}]);
+        let mut k = Kit::new(json!({"volumeClaimTemplates": tpl, "replicas": 1}));
+        let clock = FakeClock::new(T0.parse().unwrap());
+        k.c.events = Some(EventRecorder::new(k.fake.clone(), NAME, clock));
+        k.run().await;
+        k.edit(|s| s["spec"]["replicas"] = json!(0));
+        k.run().await;
+        let n = |r: &str, m: &str| ("Normal".to_string(), r.to_string(), m.to_string());
+        assert_eq!(
+            k.fake.events().await,
+            [
+                n(
+                    "SuccessfulCreate",
+                    "create Claim data-db-0 Pod db-0 in StatefulSet db success"
+                ),
+                n(
+                    "SuccessfulCreate",
+                    "create Pod db-0 in StatefulSet db successful"
+                ),
+                n(
+                    "SuccessfulDelete",
+                    "delete Pod db-0 in StatefulSet db successful"
+                ),
+            ]
+        );
+        let e = &k.fake.objects(&ResourceRef::new("", "v1", "events"))[0];
+        assert_eq!(e["involvedObject"]["kind"], "StatefulSet");
+        assert_eq!(e["source"]["component"], "statefulset-controller");
     }
 
     #[tokio::test]

@@ -98,6 +98,30 @@ impl FakeClient {
             .collect()
     }
 
+    /// The Events recorded so far as `(type, reason, message)`, oldest first, after letting the
+    /// recorder's background writes run (it records off the reconcile's path).
+    pub async fn events(&self) -> Vec<(String, String, String)> {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        let mut evs = self.objects(&ResourceRef::new("", "v1", "events"));
+        // Names end in `.<hex nanoseconds + sequence>`: that orders them across objects.
+        let order = |e: &Value| {
+            e["metadata"]["name"]
+                .as_str()
+                .and_then(|n| n.rsplit_once('.'))
+                .and_then(|(_, hex)| u128::from_str_radix(hex, 16).ok())
+                .unwrap_or(0)
+        };
+        evs.sort_by_key(order);
+        evs.iter()
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                (s("type"), s("reason"), s("message"))
+            })
+            .collect()
+    }
+
     /// The next watch call plays these events and ends; without a script a watch stays open.
     pub fn script_watch(&self, events: Vec<WatchEvent>) {
         self.lock().watches.push_back(events);

@@ -181,6 +181,23 @@ async fn jobs_complete_fail_and_expire_with_kubectl_wait() {
 
     cl.kubectl_ok(&["wait", "--for=condition=failed", "job/bad", "--timeout=30s"])
         .await;
+    cl.kubectl_events(
+        "Job",
+        "bad",
+        "Warning/BackoffLimitExceeded: Job has reached the specified backoff limit",
+    )
+    .await;
+    let pi_events = cl
+        .kubectl_events("Job", "pi", "Normal/Completed: Job completed")
+        .await;
+    assert_eq!(
+        pi_events
+            .lines()
+            .filter(|l| l.starts_with("Normal/SuccessfulCreate: Created pod: pi-"))
+            .count(),
+        3,
+        "{pi_events}"
+    );
     let bad = cl.get(&jobs(), "bad").await.unwrap();
     assert_eq!(bad["status"]["failed"], 1);
     assert_eq!(

@@ -96,6 +96,19 @@ async fn statefulset_ordered_pods_claims_and_kubectl_rollout() {
     let out = cl
         .kubectl_ok(&["rollout", "status", "statefulset/db", "--timeout=30s"])
         .await;
+    let events = cl
+        .kubectl_events(
+            "StatefulSet",
+            "db",
+            "Normal/SuccessfulCreate: create Pod db-2 in StatefulSet db successful",
+        )
+        .await;
+    for want in [
+        "Normal/SuccessfulCreate: create Claim data-db-0 Pod db-0 in StatefulSet db success",
+        "Normal/SuccessfulCreate: create Pod db-0 in StatefulSet db successful",
+    ] {
+        assert!(events.lines().any(|l| l == want), "{want}\n{events}");
+    }
     // kubectl 1.32 reports this way whenever rollingUpdate is set, which defaulting always does.
     assert!(
         out.contains("partitioned roll out complete: 3 new pods have been updated"),

@@ -276,8 +276,14 @@ impl ControlPlanes {
         record.port = self.choose_port(record.port)?;
         cluster_dir::write_record(&self.data_dir, &record)?;
 
-        let store = self.store.clone();
         let id = record.id.clone();
+        // EKS planes see Secrets through the KMS envelope wrapper (secrets_encryption.rs): sealed
+        // while the EKS record has an `encryptionConfig`, plaintext otherwise.
+        let (store, secrets_kms) = crate::secrets_encryption::store_for_plane(
+            self.store.clone(),
+            &id,
+            record.eks.as_ref(),
+        );
         // Authentication (client certificates, ServiceAccount and bootstrap tokens), RBAC with the
         // default policy, the review APIs and TokenRequest: one stack per cluster.
         // EKS clusters sign ServiceAccount tokens as their OIDC issuer (IRSA), and accept
@@ -290,7 +296,16 @@ impl ControlPlanes {
                     eks_token::TOKEN_PREFIX,
                     hook,
                 ));
-                (eks.issuer.clone(), vec![prefixed])
+                // ID tokens of the cluster's associated OIDC identity provider, if any.
+                let idp: Arc<dyn Authenticator> = Arc::new(
+                    crate::oidc_identity_provider::IdentityProviderAuthenticator::new(
+                        store.clone(),
+                        &eks.account,
+                        &eks.region,
+                        &eks.name,
+                    ),
+                );
+                (eks.issuer.clone(), vec![prefixed, idp])
             }
             _ => (format!("https://127.0.0.1:{}", record.port), Vec::new()),
         };
@@ -323,6 +338,13 @@ impl ControlPlanes {
                     store.clone(),
                     eks.clone(),
                 )));
+            // EKS on Fargate: pods a Fargate profile selects go to the fargate-scheduler.
+            cfg.external_mutators
+                .push(Arc::new(crate::fargate::FargateWebhook::new(
+                    store.clone(),
+                    eks.clone(),
+                    &id,
+                )));
         }
         cfg.create_only = auth.create_only;
         cfg.subresources = auth.subresources;
@@ -348,6 +370,9 @@ impl ControlPlanes {
                 auth.rbac.clone(),
             )),
         ];
+        if let Some(wrapper) = &secrets_kms {
+            background.push(wrapper.spawn_reencryption(controllers_stopped.clone()));
+        }
         // kube-scheduler and the kubelets of the cluster's nodes, next to the controllers.
         let scheduler_client = Arc::new(RegistryClient::new(
             api.registry.clone(),

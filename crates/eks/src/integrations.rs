@@ -61,4 +61,50 @@ pub const INTEGRATIONS: &[Integration] = &[
             ))
         },
     },
+    // EKS add-ons: the self-managed defaults (aws-node, kube-proxy, CoreDNS) and the add-on API's.
+    Integration {
+        name: "eks-addon-manager",
+        user: crate::addons::ADDON_MANAGER_USER,
+        start: |c| tokio::spawn(crate::addons::run(c.client, c.store, c.binding, c.shutdown)),
+    },
+    // The Cluster Autoscaler (auto-discovered Auto Scaling groups sized for pending pods).
+    Integration {
+        name: "cluster-autoscaler",
+        user: crate::cluster_autoscaler::USER,
+        start: |c| {
+            tokio::spawn(crate::cluster_autoscaler::run(
+                c.client, c.store, c.binding, c.shutdown,
+            ))
+        },
+    },
+    // The VPC resource controller's share: the SecurityGroupPolicy CRD (security groups for pods).
+    Integration {
+        name: "vpc-resource-controller",
+        user: crate::pod_security_groups::CONTROLLER_USER,
+        start: |c| tokio::spawn(crate::pod_security_groups::run(c.client, c.shutdown)),
+    },
+    // The Secrets Store CSI driver with the AWS provider (SecretProviderClass → Secrets Manager).
+    Integration {
+        name: "secrets-store-csi-driver",
+        user: crate::secrets_store_csi::CONTROLLER_USER,
+        start: |c| {
+            tokio::spawn(crate::secrets_store_csi::run(
+                c.client, c.store, c.binding, c.shutdown,
+            ))
+        },
+    },
+    // EKS on Fargate: profiles ACTIVE, and each selected pod its own Fargate Node and ENI.
+    Integration {
+        name: "fargate-scheduler",
+        user: crate::fargate_scheduler::USER,
+        start: |c| {
+            tokio::spawn(crate::fargate_scheduler::run(
+                c.client,
+                c.store,
+                c.binding,
+                c.kubernetes_version,
+                c.shutdown,
+            ))
+        },
+    },
 ];

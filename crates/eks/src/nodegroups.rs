@@ -40,6 +40,7 @@ use tokio::sync::Notify;
 
 use crate::cluster_dir::EksBinding;
 use crate::control_plane::ControlPlanes;
+use crate::drain::{DrainError, DrainJobs, DrainOptions, DrainPoll};
 use crate::node_object::{self, NODEGROUP_LABEL, NodeSource};
 use crate::service_context::service_context;
 
@@ -87,7 +88,7 @@ impl NodegroupKey {
     }
 
     /// The control plane serving the nodegroup's cluster.
-    fn plane_name(&self) -> String {
+    pub(crate) fn plane_name(&self) -> String {
         EksBinding {
             account: self.account.clone(),
             region: self.region.clone(),
@@ -114,7 +115,7 @@ pub fn group_name(nodegroup: &Value) -> Option<String> {
     Some(format!("eks-{name}-{uuid}"))
 }
 
-fn arn_uuid(nodegroup: &Value) -> Option<&str> {
+pub(crate) fn arn_uuid(nodegroup: &Value) -> Option<&str> {
     nodegroup["nodegroupArn"]
         .as_str()?
         .rsplit('/')
@@ -192,20 +193,88 @@ impl Queue {
     }
 }
 
+/// The environment variable that shortens how long a node's drain may take before EKS gives up on
+/// PodDisruptionBudgets (seconds; default [`crate::drain::EKS_DRAIN_TIMEOUT`], 15 minutes).
+pub const DRAIN_TIMEOUT_ENV: &str = "SKIFF_EKS_DRAIN_TIMEOUT_SECONDS";
+
+/// Who drains nodes (EKS's node manager identity).
+pub(crate) const NODE_MANAGER_USER: &str = "eks:node-manager";
+
 /// Drives nodegroup records to Auto Scaling groups, instances and Nodes.
 pub struct NodegroupReconciler {
-    store: Arc<dyn Store>,
-    planes: Arc<ControlPlanes>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) planes: Arc<ControlPlanes>,
     queue: Arc<Queue>,
+    pub(crate) drains: Arc<DrainJobs>,
+    pub(crate) drain_timeout: Duration,
+}
+
+/// Where draining a set of nodes stands.
+pub(crate) enum Drained {
+    /// Some drain still runs.
+    Running,
+    /// Every drain ended; the nodes whose drain failed (timeout, budget) with why.
+    Done(Vec<(String, DrainError)>),
+    /// The cluster's API is not running: nothing to drain.
+    NoCluster,
 }
 
 impl NodegroupReconciler {
     pub fn new(store: Arc<dyn Store>, planes: Arc<ControlPlanes>) -> Self {
+        let drain_timeout = std::env::var(DRAIN_TIMEOUT_ENV)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map_or(crate::drain::EKS_DRAIN_TIMEOUT, Duration::from_secs_f64);
         Self {
             store,
             planes,
             queue: Arc::new(Queue::default()),
+            drains: Arc::new(DrainJobs::default()),
+            drain_timeout,
         }
+    }
+
+    /// How long a node's drain may take before PodDisruptionBudgets are overridden (nodegroup delete,
+    /// scale-in) or the update fails (`PodEvictionFailure`). Tests make it short.
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Drains `nodes` of `key`'s cluster in the background (cordon, evictions honouring budgets
+    /// unless `force`), reporting where they stand; finished drains are forgotten once reported.
+    pub(crate) async fn drain_nodes(
+        &self,
+        key: &NodegroupKey,
+        nodes: &[String],
+        force: bool,
+    ) -> Drained {
+        let plane = key.plane_name();
+        let Some(client) = self.planes.client(&plane, NODE_MANAGER_USER).await else {
+            return Drained::NoCluster;
+        };
+        let opts = DrainOptions {
+            timeout: self.drain_timeout,
+            force,
+            ..DrainOptions::default()
+        };
+        let mut running = false;
+        let mut failed = Vec::new();
+        for node in nodes {
+            match self.drains.poll(&plane, node, client.clone(), opts.clone()) {
+                DrainPoll::Running => running = true,
+                DrainPoll::Finished(Ok(_) | Err(DrainError::NodeNotFound(_))) => {}
+                DrainPoll::Finished(Err(e)) => failed.push((node.clone(), e)),
+            }
+        }
+        if running {
+            return Drained::Running;
+        }
+        for node in nodes {
+            self.drains.forget(&plane, node);
+        }
+        Drained::Done(failed)
     }
 
     /// Reconcile every nodegroup the store knows of (records, tombstones, and groups or instances
@@ -365,7 +434,7 @@ impl NodegroupReconciler {
                 }
             }
             Some(_) => Ok(Progress::Done),
-            None => self.drain(&ctx, key, groups).await,
+            None => self.tear_down(&ctx, key, groups).await,
         }
     }
 
@@ -397,6 +466,23 @@ impl NodegroupReconciler {
         let existing = groups
             .into_iter()
             .find(|g| g["AutoScalingGroupName"] == asg_name.as_str());
+        // A version update rolls the nodes first (it owns the group's size meanwhile).
+        if status == "UPDATING"
+            && let Some(g) = &existing
+            && let Some(target) = records::nodegroup_version_target(
+                &*self.store,
+                &key.account,
+                &key.region,
+                &key.cluster,
+                &key.nodegroup,
+            )
+            .await?
+        {
+            match crate::nodegroup_update::roll(self, ctx, key, ng, &target, g).await? {
+                crate::nodegroup_update::RollStep::Step(p) => return Ok(p),
+                crate::nodegroup_update::RollStep::Finished => {}
+            }
+        }
         let mut instances = None;
         match &existing {
             None => create_group(ctx, key, ng, &asg_name, &lt_id, &lt_version).await?,
@@ -406,6 +492,12 @@ impl NodegroupReconciler {
                     g["MaxSize"].as_i64().unwrap_or(0),
                     g["DesiredCapacity"].as_i64().unwrap_or(0),
                 );
+                // Scale-in: EKS drains the nodes it takes away before terminating them.
+                if status != "ACTIVE" && desired < current.2 {
+                    return self
+                        .scale_in(ctx, key, g, (min, max, desired), current)
+                        .await;
+                }
                 // The nodegroup's scaling config is pushed while it is being created or updated;
                 // an ACTIVE nodegroup follows its group (cluster-autoscaler scales the group).
                 if status != "ACTIVE" && current != (min, max, desired) {
@@ -499,11 +591,96 @@ impl NodegroupReconciler {
         Ok(Progress::Done)
     }
 
+    /// Shrinks the group to `want.2` the way EKS does: picks the instances AutoScaling would take
+    /// away (from the zone with most members, newest first), drains their nodes (a blocking budget
+    /// holds the update until the drain timeout, then the node goes anyway), and terminates them
+    /// with the group's desired capacity decremented.
+    async fn scale_in(
+        &self,
+        ctx: &RequestContext,
+        key: &NodegroupKey,
+        group: &Value,
+        want: (i64, i64, i64),
+        current: (i64, i64, i64),
+    ) -> Result<Progress, NodegroupError> {
+        let asg = group["AutoScalingGroupName"].as_str().unwrap_or_default();
+        let surplus = (current.2 - want.2).max(0) as usize;
+        let victims = scale_in_victims(group, surplus);
+        let instances = running_instances(ctx, asg).await?;
+        let nodes: Vec<String> = victims
+            .iter()
+            .filter_map(|id| {
+                let inst = instances.iter().find(|i| i["InstanceId"] == id.as_str())?;
+                node_object::node_name(inst).map(str::to_string)
+            })
+            .collect();
+        match self.drain_nodes(key, &nodes, false).await {
+            Drained::Running => return Ok(Progress::Waiting("draining nodes to scale in")),
+            Drained::Done(failed) => {
+                for (node, e) in failed {
+                    tracing::warn!(cluster = %key.cluster, nodegroup = %key.nodegroup, node, error = %e, "scaling in without a complete drain");
+                }
+            }
+            Drained::NoCluster => {}
+        }
+        if current.0 > want.0 {
+            // Lower the floor first, or decrementing would go below it.
+            skiff_aws::autoscaling::dispatch(
+                ctx,
+                "UpdateAutoScalingGroup",
+                json!({"AutoScalingGroupName": asg, "MinSize": want.0}),
+            )
+            .await?;
+        }
+        for id in &victims {
+            match skiff_aws::autoscaling::dispatch(
+                ctx,
+                "TerminateInstanceInAutoScalingGroup",
+                json!({"InstanceId": id, "ShouldDecrementDesiredCapacity": true}),
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(e) if e.message.contains("Instance Id not found") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Progress::Waiting("scaled in; settling the group"))
+    }
+
+    /// Names of the cluster's Nodes labelled for this nodegroup (none when the cluster is stopped).
+    pub(crate) async fn nodegroup_node_names(
+        &self,
+        key: &NodegroupKey,
+    ) -> Result<Vec<String>, NodegroupError> {
+        let Some(admin) = self
+            .planes
+            .client(&key.plane_name(), NODE_LIFECYCLE_USER)
+            .await
+        else {
+            return Ok(Vec::new());
+        };
+        let listed = admin
+            .list(
+                &ResourceRef::new("", "v1", "nodes"),
+                &ListOptions {
+                    label_selector: Some(format!("{NODEGROUP_LABEL}={}", key.nodegroup)),
+                    ..ListOptions::default()
+                },
+            )
+            .await?;
+        Ok(listed
+            .items
+            .iter()
+            .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+            .collect())
+    }
+
     /// Make the cluster's Nodes of this nodegroup match `instances`: register missing ones (each as
     /// its kubelet, `system:node:<name>`), bring labels and taints in line, delete Nodes whose
     /// instance is gone. Returns how many instances have their Node, or None when the cluster's API
     /// is not running.
-    async fn sync_nodes(
+    pub(crate) async fn sync_nodes(
         &self,
         key: &NodegroupKey,
         ng: &Value,
@@ -631,14 +808,28 @@ impl NodegroupReconciler {
         Ok(Some(registered))
     }
 
-    /// The nodegroup's record is gone: delete its groups (terminating the instances), Nodes,
-    /// launch templates and instance profiles, then forget the tombstone.
-    async fn drain(
+    /// The nodegroup's record is gone: drain its Nodes (EKS cordons and evicts before terminating;
+    /// a PodDisruptionBudget holds the nodegroup `DELETING` until the drain timeout, after which the
+    /// instances go anyway, as EKS forces), then delete its groups (terminating the instances),
+    /// Nodes, launch templates and instance profiles, and forget the tombstone.
+    async fn tear_down(
         &self,
         ctx: &RequestContext,
         key: &NodegroupKey,
         groups: Vec<Value>,
     ) -> Result<Progress, NodegroupError> {
+        if !groups.is_empty() {
+            let nodes = self.nodegroup_node_names(key).await?;
+            match self.drain_nodes(key, &nodes, false).await {
+                Drained::Running => return Ok(Progress::Waiting("draining the nodegroup's nodes")),
+                Drained::Done(failed) => {
+                    for (node, e) in failed {
+                        tracing::warn!(cluster = %key.cluster, nodegroup = %key.nodegroup, node, error = %e, "terminating the node without a complete drain");
+                    }
+                }
+                Drained::NoCluster => {}
+            }
+        }
         for g in &groups {
             delete_group(ctx, g).await?;
         }
@@ -700,7 +891,43 @@ async fn groups_of(
     }
 }
 
-fn member_ids(group: &Value) -> Vec<String> {
+/// The members AutoScaling takes away first when shrinking by `count`: from the zone with most
+/// members, the newest first, never those protected from scale-in.
+pub fn scale_in_victims(group: &Value, count: usize) -> Vec<String> {
+    let mut members: Vec<&Value> = group["Instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["ProtectedFromScaleIn"] != true)
+        .collect();
+    let mut out = Vec::new();
+    while out.len() < count && !members.is_empty() {
+        let mut by_zone: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in &members {
+            *by_zone
+                .entry(m["AvailabilityZone"].as_str().unwrap_or_default())
+                .or_default() += 1;
+        }
+        let zone = by_zone
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(z, _)| z.to_string())
+            .unwrap_or_default();
+        let Some(pos) = members
+            .iter()
+            .rposition(|m| m["AvailabilityZone"].as_str().unwrap_or_default() == zone)
+        else {
+            break;
+        };
+        let m = members.remove(pos);
+        if let Some(id) = m["InstanceId"].as_str() {
+            out.push(id.to_string());
+        }
+    }
+    out
+}
+
+pub(crate) fn member_ids(group: &Value) -> Vec<String> {
     group["Instances"]
         .as_array()
         .into_iter()
@@ -711,7 +938,10 @@ fn member_ids(group: &Value) -> Vec<String> {
 
 /// The group's instances EC2 reports pending or running (they register as soon as they run); the
 /// instance records, which carry everything a Node needs.
-async fn running_instances(ctx: &RequestContext, group: &str) -> Result<Vec<Value>, AwsError> {
+pub(crate) async fn running_instances(
+    ctx: &RequestContext,
+    group: &str,
+) -> Result<Vec<Value>, AwsError> {
     Ok(skiff_aws::ec2::instances::instance_records(ctx)
         .await?
         .into_iter()
@@ -803,7 +1033,47 @@ async fn ensure_launch_template(
         Err(e) if e.code.starts_with("InvalidLaunchTemplateName") => {}
         Err(e) => return Err(e),
     }
-    let user = match ng["launchTemplate"].as_object() {
+    let data = launch_template_data(
+        ctx,
+        ng,
+        &name,
+        ng["launchTemplate"].as_object(),
+        ng["version"].as_str().unwrap_or_default(),
+    )
+    .await?;
+    let cluster = ng["clusterName"].as_str().unwrap_or_default();
+    let nodegroup = ng["nodegroupName"].as_str().unwrap_or_default();
+    let out = skiff_aws::ec2::dispatch(
+        ctx,
+        "CreateLaunchTemplate",
+        json!({"LaunchTemplateName": name, "LaunchTemplateData": data,
+               "TagSpecifications": [{"ResourceType": "launch-template", "Tags": [
+                   {"Key": "eks:cluster-name", "Value": cluster},
+                   {"Key": "eks:nodegroup-name", "Value": nodegroup}]}]}),
+    )
+    .await?;
+    let lt = &out["LaunchTemplate"];
+    Ok((
+        lt["LaunchTemplateId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        lt["LatestVersionNumber"].as_i64().unwrap_or(1).to_string(),
+    ))
+}
+
+/// The data of the EKS-made launch template of `ng` whose nodes run Kubernetes `version`: from the
+/// user's launch template (`id`/`name`, `version`) when given (its instance type, image, security
+/// groups, block devices, tags, user data), else the EKS AMI of the version and the nodegroup's
+/// instance type and disk.
+pub(crate) async fn launch_template_data(
+    ctx: &RequestContext,
+    ng: &Value,
+    name: &str,
+    user_template: Option<&serde_json::Map<String, Value>>,
+    version: &str,
+) -> Result<Value, AwsError> {
+    let user = match user_template {
         Some(spec) => {
             let mut s = json!({});
             if let Some(id) = spec.get("id") {
@@ -831,12 +1101,12 @@ async fn ensure_launch_template(
         .unwrap_or_else(|| {
             eks_ami_id(
                 ng["amiType"].as_str().unwrap_or_default(),
-                ng["version"].as_str().unwrap_or_default(),
+                version,
                 &ctx.region,
             )
         });
     let profile =
-        ensure_instance_profile(ctx, &name, ng["nodeRole"].as_str().unwrap_or_default()).await?;
+        ensure_instance_profile(ctx, name, ng["nodeRole"].as_str().unwrap_or_default()).await?;
     let mut data = json!({
         "ImageId": image,
         "InstanceType": instance_type,
@@ -877,25 +1147,7 @@ async fn ensure_launch_template(
     if let Some(u) = user["UserData"].as_str() {
         data["UserData"] = json!(u);
     }
-    let cluster = ng["clusterName"].as_str().unwrap_or_default();
-    let nodegroup = ng["nodegroupName"].as_str().unwrap_or_default();
-    let out = skiff_aws::ec2::dispatch(
-        ctx,
-        "CreateLaunchTemplate",
-        json!({"LaunchTemplateName": name, "LaunchTemplateData": data,
-               "TagSpecifications": [{"ResourceType": "launch-template", "Tags": [
-                   {"Key": "eks:cluster-name", "Value": cluster},
-                   {"Key": "eks:nodegroup-name", "Value": nodegroup}]}]}),
-    )
-    .await?;
-    let lt = &out["LaunchTemplate"];
-    Ok((
-        lt["LaunchTemplateId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        lt["LatestVersionNumber"].as_i64().unwrap_or(1).to_string(),
-    ))
+    Ok(data)
 }
 
 /// CreateAutoScalingGroup for the nodegroup: its subnets, scaling config and EKS's tags (propagated

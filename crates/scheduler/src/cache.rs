@@ -198,6 +198,10 @@ pub struct Cache {
     pub pvcs: HashMap<String, Value>,
     pub pvs: HashMap<String, Value>,
     pub storage_classes: HashMap<String, Value>,
+    /// `namespace/name` → PodDisruptionBudget (preemption prefers victims they allow).
+    pub pdbs: HashMap<String, Value>,
+    /// node name → CSINode (per-driver attach limits for NodeVolumeLimits).
+    pub csi_nodes: HashMap<String, Value>,
     /// Raw Namespace objects (their labels are kept in `namespaces`).
     pub(crate) pvs_scratch: HashMap<String, Value>,
     /// Pending pods nominated to a node by preemption: node → pods. Filters count them on

@@ -33,16 +33,20 @@ pub enum Kind {
     Pvc,
     Pv,
     StorageClass,
+    Pdb,
+    CsiNode,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 8] = [
         Kind::Pod,
         Kind::Node,
         Kind::Namespace,
         Kind::Pvc,
         Kind::Pv,
         Kind::StorageClass,
+        Kind::Pdb,
+        Kind::CsiNode,
     ];
 
     fn resource(self) -> ResourceRef {
@@ -53,6 +57,8 @@ impl Kind {
             Kind::Pvc => ResourceRef::new("", "v1", "persistentvolumeclaims"),
             Kind::Pv => ResourceRef::new("", "v1", "persistentvolumes"),
             Kind::StorageClass => ResourceRef::new("storage.k8s.io", "v1", "storageclasses"),
+            Kind::Pdb => ResourceRef::new("policy", "v1", "poddisruptionbudgets"),
+            Kind::CsiNode => ResourceRef::new("storage.k8s.io", "v1", "csinodes"),
         }
     }
 }
@@ -231,6 +237,10 @@ impl Scheduler {
                 self.queue.move_all_to_active(now);
             }
             Event::Delete(Kind::Node, v) => self.cache.remove_node(&key_of(&v)),
+            // Budgets only matter to preemption: no pod becomes schedulable by them.
+            Event::Upsert(Kind::Pdb, v) => {
+                self.cache.pdbs.insert(key_of(&v), v);
+            }
             Event::Upsert(kind, v) => {
                 self.map_of(kind).insert(key_of(&v), v);
                 self.refresh_namespaces(kind);
@@ -248,6 +258,8 @@ impl Scheduler {
             Kind::Pvc => &mut self.cache.pvcs,
             Kind::Pv => &mut self.cache.pvs,
             Kind::StorageClass => &mut self.cache.storage_classes,
+            Kind::Pdb => &mut self.cache.pdbs,
+            Kind::CsiNode => &mut self.cache.csi_nodes,
             // Namespaces are kept as raw objects until turned into label maps.
             _ => &mut self.cache.pvs_scratch,
         }
@@ -407,8 +419,41 @@ impl Scheduler {
                     },
                 )
                 .await;
+            let scheduler = if pod.scheduler_name.is_empty() {
+                SCHEDULER_NAME
+            } else {
+                pod.scheduler_name.as_str()
+            };
             for v in c.victims {
                 let r = ResourceRef::new("", "v1", "pods").in_namespace(&v.namespace);
+                // The victim learns why it goes (`DisruptionTarget`), as upstream's preemption
+                // writes before deleting; a Job's podFailurePolicy can match on it.
+                let marked = client
+                    .patch(
+                        &r,
+                        &v.name,
+                        PatchType::Strategic,
+                        json!({"status": {"conditions": [{
+                            "type": "DisruptionTarget", "status": "True",
+                            "reason": "PreemptionByScheduler",
+                            "message": format!(
+                                "{scheduler}: preempting to accommodate a higher priority pod"
+                            ),
+                            "lastTransitionTime": jiff::Timestamp::now()
+                                .round(jiff::Unit::Second)
+                                .unwrap_or_else(|_| jiff::Timestamp::now())
+                                .to_string(),
+                        }]}}),
+                        &PatchOptions {
+                            subresource: Some("status".into()),
+                            field_manager: Some(SCHEDULER_NAME.into()),
+                            ..PatchOptions::default()
+                        },
+                    )
+                    .await;
+                if let Err(e) = marked {
+                    tracing::debug!(victim = %v.key(), error = %e, "DisruptionTarget not written");
+                }
                 let opts = DeleteOptions {
                     precondition_uid: (!v.uid.is_empty()).then(|| v.uid.clone()),
                     ..DeleteOptions::default()

@@ -3,7 +3,13 @@
 //! Runs in-process: a fresh data dir, the real embedded store (fsync per group commit), the real API
 //! server over loopback HTTP (TLS and RBAC off, so the figures are the registry, store and HTTP path),
 //! and a hyper client. Prints one line per figure.
+//!
+//! `--list-pods N` and `--watchers N` measure the two read paths instead: a streamed LIST of N
+//! pods (time, peak extra RSS sampled while it streams) and N watchers fanned out from the watch
+//! cache (delivery latency from each create's answer, events per second).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -128,6 +134,9 @@ async fn api_in(dir: &std::path::Path, args: &BenchArgs) -> anyhow::Result<()> {
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(512)
         .build_http();
+    if args.list_pods > 0 || args.watchers > 0 {
+        return list_and_watch(dir, args, &client).await;
+    }
 
     // Start-up: open the store, start the API, first answered request.
     let t0 = Instant::now();
@@ -212,5 +221,271 @@ async fn api_in(dir: &std::path::Path, args: &BenchArgs) -> anyhow::Result<()> {
 
     api.shutdown().await;
     drop(store);
+    Ok(())
+}
+
+/// Peak VmRSS (KiB) seen by a sampler thread until `stop` is set.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a dedicated OS thread, not a runtime worker, sleeps between samples"
+)]
+fn sample_peak_rss(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = rss_kib();
+        while !stop.load(Ordering::Relaxed) {
+            peak = peak.max(rss_kib());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        peak.max(rss_kib())
+    })
+}
+
+/// Writes `count` copies of a pod the API created (defaults and all, so sizes are real) straight
+/// into the store, 1,000 per transaction: seeding 100,000 pods through HTTP would take minutes and
+/// is not what the LIST figure is about.
+async fn seed_pods(
+    store: &Arc<dyn skiff_store::Store>,
+    client: &HttpClient,
+    base: &str,
+    count: usize,
+) -> anyhow::Result<()> {
+    let (status, body) = send(
+        client,
+        "POST",
+        &format!("{base}/api/v1/namespaces/default/pods"),
+        pod("template"),
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "template pod answered {status}");
+    let mut template: serde_json::Value = serde_json::from_slice(&body)?;
+    if let Some(meta) = template
+        .get_mut("metadata")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        meta.remove("resourceVersion");
+    }
+    let names: Vec<usize> = (0..count).collect();
+    for chunk in names.chunks(1_000) {
+        let ops = chunk
+            .iter()
+            .map(|i| {
+                let name = format!("seed-{i:06}");
+                let mut p = template.clone();
+                p["metadata"]["name"] = name.clone().into();
+                p["metadata"]["uid"] = format!("00000000-0000-0000-0000-{i:012}").into();
+                skiff_store::Op::Put {
+                    key: format!("/k8s/bench/core/pods/default/{name}"),
+                    value: Bytes::from(serde_json::to_vec(&p).expect("pod serializes")),
+                    precondition: skiff_store::Precondition::None,
+                }
+            })
+            .collect();
+        store.txn(ops).await.context("seeding pods")?;
+    }
+    Ok(())
+}
+
+/// GETs `uri` and counts the body's bytes as they arrive, keeping none of them.
+async fn stream_len(
+    client: &HttpClient,
+    uri: &str,
+    accept: Option<&str>,
+) -> anyhow::Result<(u16, usize, Bytes)> {
+    let mut req = http::Request::builder().method("GET").uri(uri);
+    if let Some(a) = accept {
+        req = req.header("accept", a);
+    }
+    let resp = client.request(req.body(Full::new(Bytes::new()))?).await?;
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut len = 0;
+    let mut tail = Bytes::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            len += data.len();
+            tail = data;
+        }
+    }
+    Ok((status, len, tail))
+}
+
+async fn list_and_watch(
+    dir: &std::path::Path,
+    args: &BenchArgs,
+    client: &HttpClient,
+) -> anyhow::Result<()> {
+    let store = skiff_store::open("embedded", dir)
+        .await
+        .context("opening the store")?;
+    let cfg = ClusterApiConfig::new("bench", "127.0.0.1:0".parse()?);
+    let api = skiff_apiserver::server::start(store.clone(), cfg).await?;
+    let base = format!("http://{}", api.local_addr);
+    if args.list_pods > 0 {
+        seed_pods(&store, client, &base, args.list_pods).await?;
+        let uri = format!("{base}/api/v1/namespaces/default/pods");
+        for (label, accept) in [
+            ("json", None),
+            (
+                "table",
+                Some("application/json;as=Table;v=v1;g=meta.k8s.io"),
+            ),
+        ] {
+            let before = rss_kib();
+            let stop = Arc::new(AtomicBool::new(false));
+            let sampler = sample_peak_rss(stop.clone());
+            let t = Instant::now();
+            let (status, bytes, tail) = stream_len(client, &uri, accept).await?;
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            stop.store(true, Ordering::Relaxed);
+            let peak = sampler.join().unwrap_or(0);
+            anyhow::ensure!(status == 200, "list answered {status}");
+            anyhow::ensure!(tail.ends_with(b"}"), "list body ended early");
+            println!(
+                "list_pods_{label} items {} ms {ms:.0} bytes {bytes} peak_extra_rss_mib {:.1}",
+                args.list_pods + 1,
+                peak.saturating_sub(before) as f64 / 1024.0
+            );
+        }
+    }
+    if args.watchers > 0 {
+        watch_fanout(client, &base, args.watchers, args.watch_writes).await?;
+    }
+    api.shutdown().await;
+    drop(store);
+    Ok(())
+}
+
+/// The index in `w-<i>` of the first `"name":"w-` in a watch line.
+fn watched_index(line: &[u8]) -> Option<usize> {
+    const NEEDLE: &[u8] = b"\"name\":\"w-";
+    let at = line.windows(NEEDLE.len()).position(|w| w == NEEDLE)? + NEEDLE.len();
+    let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&line[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `watchers` watches of the default namespace's pods while `writes` pods are created by 16
+/// clients. Latency: an event's arrival minus the answer to its create (0 when the event won).
+async fn watch_fanout(
+    client: &HttpClient,
+    base: &str,
+    watchers: usize,
+    writes: usize,
+) -> anyhow::Result<()> {
+    let (status, body) = send(
+        client,
+        "GET",
+        &format!("{base}/api/v1/namespaces/default/pods?limit=1"),
+        Bytes::new(),
+    )
+    .await?;
+    anyhow::ensure!(status == 200, "list answered {status}");
+    let rv = serde_json::from_slice::<serde_json::Value>(&body)?["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
+    let t0 = Instant::now();
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..writes).map(|_| AtomicU64::new(0)).collect());
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(watchers);
+    let mut tasks = Vec::new();
+    for _ in 0..watchers {
+        let client = client.clone();
+        let uri = format!("{base}/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}");
+        let acked = acked.clone();
+        let ready = ready_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = http::Request::builder()
+                .uri(uri)
+                .body(Full::new(Bytes::new()))?;
+            let resp = client.request(req).await?;
+            anyhow::ensure!(resp.status() == 200, "watch answered {}", resp.status());
+            let _ = ready.send(()).await;
+            let mut body = resp.into_body();
+            let mut lat = Vec::with_capacity(writes);
+            let mut last_ns = 0u64;
+            let mut buf = Vec::new();
+            while lat.len() < writes {
+                let Some(frame) = body.frame().await else {
+                    anyhow::bail!("watch ended after {} events", lat.len());
+                };
+                let Ok(data) = frame?.into_data() else {
+                    continue;
+                };
+                let now = t0.elapsed().as_nanos() as u64;
+                buf.extend_from_slice(&data);
+                let mut start = 0;
+                while let Some(nl) = buf[start..].iter().position(|b| *b == b'\n') {
+                    let line = &buf[start..start + nl];
+                    start += nl + 1;
+                    anyhow::ensure!(
+                        !line.starts_with(b"{\"type\":\"ERROR\""),
+                        "watch error: {}",
+                        String::from_utf8_lossy(line)
+                    );
+                    if let Some(i) = watched_index(line).filter(|i| *i < writes) {
+                        let ack = acked[i].load(Ordering::Acquire);
+                        // 0: the event arrived before its create's answer did.
+                        lat.push(Duration::from_nanos(if ack == 0 {
+                            0
+                        } else {
+                            now.saturating_sub(ack)
+                        }));
+                        last_ns = now;
+                    }
+                }
+                buf.drain(..start);
+            }
+            anyhow::Ok((lat, last_ns))
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..watchers {
+        ready_rx.recv().await.context("a watcher failed to start")?;
+    }
+    let writers = 16;
+    let start_ns = t0.elapsed().as_nanos() as u64;
+    let mut wtasks = Vec::new();
+    for w in 0..writers {
+        let client = client.clone();
+        let uri = format!("{base}/api/v1/namespaces/default/pods");
+        let acked = acked.clone();
+        wtasks.push(tokio::spawn(async move {
+            for i in (w..writes).step_by(writers) {
+                let (status, body) = send(&client, "POST", &uri, pod(&format!("w-{i}"))).await?;
+                anyhow::ensure!(
+                    status == 201,
+                    "create answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                acked[i].store(t0.elapsed().as_nanos() as u64, Ordering::Release);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in wtasks {
+        t.await??;
+    }
+    let writes_done_ns = t0.elapsed().as_nanos() as u64;
+    let mut all = Vec::with_capacity(watchers * writes);
+    let mut end_ns = 0;
+    for t in tasks {
+        let (lat, last) = t.await??;
+        all.extend(lat);
+        end_ns = end_ns.max(last);
+    }
+    all.sort();
+    let secs = (end_ns.saturating_sub(start_ns)) as f64 / 1e9;
+    println!(
+        "watch_fanout watchers {watchers} writes {writes} deliveries {} write_per_s {:.0} events_per_s {:.0} deliveries_per_s {:.0} p50_ms {:.2} p99_ms {:.2} max_ms {:.2}",
+        all.len(),
+        writes as f64 / ((writes_done_ns - start_ns) as f64 / 1e9),
+        writes as f64 / secs,
+        all.len() as f64 / secs,
+        percentile(&all, 0.5).as_secs_f64() * 1e3,
+        percentile(&all, 0.99).as_secs_f64() * 1e3,
+        all.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
     Ok(())
 }

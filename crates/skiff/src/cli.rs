@@ -25,6 +25,9 @@ pub enum Command {
     /// Benchmarks (design.md §7), printing figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Would FROM reach TO:PORT? NetworkPolicies and security groups for pods of an EKS cluster,
+    /// judged by a running Skiff; exit 0 allowed, 1 denied, 2 error.
+    Netcheck(NetcheckArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,6 +47,17 @@ pub struct BenchArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 256)]
     pub clients: usize,
+    /// Instead of the default figures: LIST this many pods (JSON and Table), with the time and
+    /// the peak extra RSS of the process while the list streams.
+    #[arg(long, default_value_t = 0)]
+    pub list_pods: usize,
+    /// Instead of the default figures: this many API watchers on pods while `--watch-writes`
+    /// pods are created; delivery latency (from the create's answer) and events per second.
+    #[arg(long, default_value_t = 0)]
+    pub watchers: usize,
+    /// Pods created while `--watchers` watch.
+    #[arg(long, default_value_t = 5000)]
+    pub watch_writes: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -104,4 +118,29 @@ pub struct KubeconfigArgs {
     pub cluster: String,
     #[command(flatten)]
     pub data: DataDirArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NetcheckArgs {
+    /// EKS cluster name.
+    #[arg(long)]
+    pub cluster: String,
+    /// The cluster's region (default: us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Skiff's gateway.
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL",
+        default_value = "http://127.0.0.1:4566"
+    )]
+    pub endpoint: String,
+    /// TCP, UDP or SCTP.
+    #[arg(long, default_value = "TCP")]
+    pub protocol: String,
+    /// The source: NAMESPACE/POD, POD (in default) or an IP address.
+    pub from: String,
+    /// The destination and port: NAMESPACE/POD:PORT, POD:PORT, svc/NAMESPACE/NAME:PORT or IP:PORT.
+    #[arg(value_name = "TO:PORT")]
+    pub target: String,
 }

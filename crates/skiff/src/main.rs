@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod kubeconfig;
+mod netcheck;
 mod up;
 
 use clap::Parser;
@@ -19,6 +20,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Up(args) => up::run(args),
         cli::Command::Kubeconfig(args) => kubeconfig::run(&args),
         cli::Command::Bench(cli::BenchCommand::Api(args)) => bench::run(args),
+        // Its exit code is the verdict (0 allowed, 1 denied, 2 error), not a plain success flag.
+        cli::Command::Netcheck(args) => return netcheck::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

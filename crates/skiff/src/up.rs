@@ -43,6 +43,9 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
             listen: args.listen,
             any_credentials: args.any_credentials,
             enforce_iam: args.enforce_iam,
+            // ECR registry blobs beside the store; repository URIs a client can push to.
+            registry_dir: Some(data_dir.join("ecr")),
+            reachable_registry_uris: true,
             ..GatewayConfig::default()
         },
     );
@@ -53,6 +56,13 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
     ));
     state.health.register("clusters", planes.clone());
     let app = router(state).merge(skiff_eks::oidc::router(store.clone()));
+    // `/_skiff/netcheck` (`skiff netcheck`): NetworkPolicy and pod security group verdicts.
+    let app = app.merge(skiff_aws::gateway::router::internal_routes::routes(
+        Arc::new(skiff_eks::network_policy_service::NetcheckService::new(
+            planes.clone(),
+            store.clone(),
+        )),
+    ));
     let gateway = serve_router(app, args.listen).await?;
 
     planes.restore_all().await.context("restoring clusters")?;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use support::{Skiff, fails, ok, text};
+use support::{Skiff, fails, json, kubectl, ok, text};
 
 /// kubectl with the AWS environment its `aws eks get-token` exec plugin inherits.
 fn kubectl_as(skiff: &Skiff, kubeconfig: &Path, akid: &str, secret: &str, args: &[&str]) -> Output {
@@ -402,4 +402,136 @@ fn base64_url_decode(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// An OIDC identity provider associated with a cluster logs its users in: here the provider is another
+/// Skiff cluster's service-account issuer (no network needed; an external issuer's keys are fetched
+/// over HTTPS, covered by the eks crate's tests), its tokens minted with `kubectl create token`.
+#[test]
+fn oidc_identity_provider_tokens_log_in_and_rbac_applies() {
+    let skiff = Skiff::start(&[]);
+    create_cluster(&skiff, "idp");
+    create_cluster(&skiff, "apps");
+    let issuer = text(
+        &skiff,
+        &[
+            "eks",
+            "describe-cluster",
+            "--name",
+            "idp",
+            "--query",
+            "cluster.identity.oidc.issuer",
+            "--output",
+            "text",
+        ],
+    );
+    let idp_admin = skiff.kubeconfig("idp");
+    ok(kubectl(&idp_admin, &["create", "serviceaccount", "alice"]));
+    let token = |audience: &str| {
+        ok(kubectl(
+            &idp_admin,
+            &["create", "token", "alice", "--audience", audience],
+        ))
+        .trim()
+        .to_string()
+    };
+    let good = token("apps-client");
+    let wrong_audience = token("someone-else");
+
+    // A token-only kubeconfig for cluster `apps`.
+    let apps_admin = skiff.kubeconfig("apps");
+    let view = |path: &str| {
+        ok(kubectl(
+            &apps_admin,
+            &[
+                "config",
+                "view",
+                "--raw",
+                "--minify",
+                "-o",
+                &format!("jsonpath={path}"),
+            ],
+        ))
+    };
+    let (server, ca) = (
+        view("{.clusters[0].cluster.server}"),
+        view("{.clusters[0].cluster.certificate-authority-data}"),
+    );
+    let as_token = |t: &str, args: &[&str]| {
+        let cfg = skiff.data_dir.join("token-kubeconfig");
+        std::fs::write(
+            &cfg,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {t}\ncontexts:\n- name: c\n  context: {{cluster: a, user: u}}\ncurrent-context: c\n"
+            ),
+        )
+        .unwrap();
+        kubectl(&cfg, args)
+    };
+    // Before the association the issuer means nothing to `apps`.
+    let err = fails(as_token(&good, &["auth", "whoami"]));
+    assert!(err.contains("Unauthorized"), "{err}");
+
+    let update = json(
+        &skiff,
+        &[
+            "eks",
+            "associate-identity-provider-config",
+            "--cluster-name",
+            "apps",
+            "--oidc",
+            &format!(
+                "identityProviderConfigName=corp,issuerUrl={issuer},clientId=apps-client,usernameClaim=sub,usernamePrefix=oidc:"
+            ),
+        ],
+    );
+    assert_eq!(update["update"]["type"], "AssociateIdentityProviderConfig");
+    let who = ok(as_token(
+        &good,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+        ],
+    ));
+    assert_eq!(
+        who,
+        r#"oidc:system:serviceaccount:default:alice ["system:authenticated"]"#
+    );
+    // Authenticated is not authorized: RBAC decides, as for any user.
+    let err = fails(as_token(&good, &["get", "pods"]));
+    assert!(
+        err.contains(
+            r#"User "oidc:system:serviceaccount:default:alice" cannot list resource "pods""#
+        ),
+        "{err}"
+    );
+    ok(kubectl(
+        &apps_admin,
+        &[
+            "create",
+            "clusterrolebinding",
+            "alice-view",
+            "--clusterrole",
+            "view",
+            "--user",
+            "oidc:system:serviceaccount:default:alice",
+        ],
+    ));
+    ok(as_token(&good, &["get", "pods", "-A"]));
+    // A token for another client id is refused.
+    let err = fails(as_token(&wrong_audience, &["get", "pods"]));
+    assert!(err.contains("Unauthorized"), "{err}");
+    // Disassociated: the provider's tokens stop working.
+    ok(skiff.aws(&[
+        "eks",
+        "disassociate-identity-provider-config",
+        "--cluster-name",
+        "apps",
+        "--identity-provider-config",
+        "type=oidc,name=corp",
+    ]));
+    let err = fails(as_token(&good, &["get", "pods"]));
+    assert!(err.contains("Unauthorized"), "{err}");
 }

@@ -210,6 +210,14 @@ resource "aws_eks_node_group" "main" {
   }
   depends_on = [aws_iam_role_policy_attachment.node]
 }
+resource "aws_eks_addon" "coredns" {
+  cluster_name                = aws_eks_cluster.main.name
+  addon_name                  = "coredns"
+  addon_version               = "v1.12.1-eksbuild.2"
+  resolve_conflicts_on_create = "OVERWRITE"
+  configuration_values        = jsonencode({ replicaCount = 3 })
+  depends_on                  = [aws_eks_node_group.main]
+}
 resource "aws_eks_access_entry" "dev" {
   cluster_name  = aws_eks_cluster.main.name
   principal_arn = aws_iam_role.dev.arn
@@ -402,6 +410,23 @@ fn terraform_eks_stack_applies_answers_kubectl_and_destroys() {
         ],
     ));
     assert_eq!(taints.trim(), "dedicated");
+    // The managed CoreDNS add-on runs with the configured replicas.
+    let coredns = ok(kubectl(
+        &kc,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "deployment",
+            "coredns",
+            "-o",
+            "jsonpath={.status.availableReplicas} {.spec.template.spec.containers[0].image}",
+        ],
+    ));
+    assert_eq!(
+        coredns.trim(),
+        "3 602401143452.dkr.ecr.us-east-1.amazonaws.com/eks/coredns:v1.12.1-eksbuild.2"
+    );
     let issuer = ok(skiff.aws(&[
         "eks",
         "describe-cluster",

@@ -47,6 +47,18 @@ impl RangeStream {
         at_revision: Option<Revision>,
         page_size: usize,
     ) -> Result<Self, StoreError> {
+        Self::open_after(store, prefix, at_revision, None, page_size).await
+    }
+
+    /// [`RangeStream::open`] starting strictly after the key `start_after` (a LIST `continue`
+    /// token's position).
+    pub async fn open_after(
+        store: Arc<dyn Store>,
+        prefix: &str,
+        at_revision: Option<Revision>,
+        start_after: Option<String>,
+        page_size: usize,
+    ) -> Result<Self, StoreError> {
         let page_size = if page_size == 0 {
             DEFAULT_PAGE_SIZE
         } else {
@@ -57,7 +69,7 @@ impl RangeStream {
                 prefix,
                 ListOptions {
                     at_revision,
-                    start_after: None,
+                    start_after,
                     limit: page_size,
                 },
             )
@@ -76,6 +88,11 @@ impl RangeStream {
     /// The revision every item is read at (the List's `resourceVersion`).
     pub fn revision(&self) -> Revision {
         self.revision
+    }
+
+    /// Whether keys remain that no page has returned yet.
+    pub fn has_more(&self) -> bool {
+        !self.page.is_empty() || self.more
     }
 
     /// The next page, in key order; `Ok(None)` once every key has been returned. The first call
@@ -230,6 +247,32 @@ mod tests {
                 (Some(7), Some("/p/07".to_string()), 4),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn open_after_starts_past_the_key_and_reports_what_remains() {
+        let keys: Vec<String> = (0..6).map(|i| format!("/p/{i:02}")).collect();
+        let store = Arc::new(Pages {
+            keys,
+            calls: Mutex::new(Vec::new()),
+        });
+        let mut range = RangeStream::open_after(store, "/p/", Some(5), Some("/p/02".into()), 2)
+            .await
+            .unwrap();
+        assert_eq!(range.revision(), 5);
+        assert!(range.has_more());
+        let first: Vec<String> = range
+            .next_page()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|kv| kv.key)
+            .collect();
+        assert_eq!(first, ["/p/03", "/p/04"]);
+        assert!(range.has_more());
+        assert_eq!(range.next_page().await.unwrap().unwrap().len(), 1);
+        assert!(!range.has_more());
     }
 
     #[tokio::test]

@@ -4,13 +4,13 @@
 
 pub mod discovery;
 pub mod health;
+mod list_stream;
 pub mod openapi;
 pub mod request_info;
 mod resource;
 pub mod table;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,8 +26,13 @@ use crate::registry::Registry;
 use crate::registry::hooks::{CreateOnlyResource, SubresourceHandler};
 use request_info::RequestInfo;
 
-/// Response body: whole JSON documents or a watch/list stream.
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+/// Response body: whole JSON documents or a watch/list stream. A streamed body that fails after
+/// its status line went out yields an error, and hyper aborts the response (HTTP/1.1: the
+/// connection closes before the last chunk; HTTP/2: the stream is reset), as kube-apiserver does.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The error of a response body that could not be finished.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Request bodies above this are refused with 413 (design.md §8).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;

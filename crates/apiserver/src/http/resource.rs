@@ -12,6 +12,7 @@ use hyper::body::Frame;
 use serde_json::{Value, json};
 use skiff_k8s_core::status::ApiError;
 
+use super::list_stream::ListWriter;
 use super::table::{IncludeObject, table, wants_table};
 use super::{Api, Body, Ctx, Reply, not_found_path};
 use crate::registry::custom_resources::{CRD_GROUP, CRD_PLURAL};
@@ -23,9 +24,6 @@ use crate::registry::{
 };
 use skiff_k8s_core::protobuf;
 use skiff_k8s_core::selector::{FieldSelector, Selector};
-
-/// Page size used when streaming an unbounded LIST out of the store.
-const STREAM_PAGE: usize = 500;
 
 fn hook_error(e: HookError, group: &str, resource: &str, kind: &str, name: &str) -> ApiError {
     match e {
@@ -194,6 +192,18 @@ fn served_table(
     t
 }
 
+/// One line of a watch stream: `{"type":...,"object":...}` and a newline, around an object
+/// already encoded.
+fn event_line(type_: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + type_.len() + 24);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(type_.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
 /// JSON, merge and strategic patches of a version that is not the stored form: the patch applies to
 /// the object as this version shows it, and the result is written back as an update pinned to the
 /// revision it was read at (retried on a concurrent write), as upstream's patcher does.
@@ -267,6 +277,39 @@ impl Api {
             "status" if ki.has_status => {}
             "scale" if ki.scale.is_some() => return self.scale(ctx, &kind, ns).await,
             "finalize" if is_ns_kind && info.verb == "update" => {}
+            // Pod logs and the streaming subresources of simulated nodes (`registry/pod_log.rs`,
+            // `registry/pod_exec.rs`).
+            "log" if ki.group.is_empty() && ki.plural == "pods" && info.verb == "get" => {
+                let opts = crate::registry::pod_log::LogOptions::parse(|k| ctx.query.get(k))?;
+                let lines = crate::registry::pod_log::pod_log(
+                    reg,
+                    ns.unwrap_or_default(),
+                    &info.name,
+                    opts,
+                )
+                .await?;
+                let stream = lines.map(|b| Ok::<_, super::BoxError>(Frame::data(b)));
+                return Ok(Reply {
+                    status: StatusCode::OK,
+                    body: StreamBody::new(stream).boxed_unsync(),
+                    content_type: "text/plain",
+                    warnings: Vec::new(),
+                });
+            }
+            s if ki.group.is_empty()
+                && ki.plural == "pods"
+                && crate::registry::pod_exec::STREAMING_SUBRESOURCES.contains(&s) =>
+            {
+                let container = ctx.query.get("container");
+                return Err(crate::registry::pod_exec::refuse(
+                    reg,
+                    ns.unwrap_or_default(),
+                    &info.name,
+                    s,
+                    container,
+                )
+                .await);
+            }
             other => {
                 if info.verb == "create"
                     && let Some(h) = self.subresources.iter().find(|h| {
@@ -607,98 +650,28 @@ impl Api {
                 .filter(|c| !c.is_empty())
                 .map(String::from),
         };
-        let kind = &served.storage;
-        if limit > 0 || as_table {
-            let page = self.registry.list(kind, ns, &opts).await?;
-            let v = if as_table {
-                served_table(
-                    served,
-                    &page.items,
-                    include,
-                    Some(page.resource_version.to_string()),
-                    page.continue_token,
-                    true,
-                )
-            } else {
-                let mut page = page;
-                page.items = page.items.into_iter().map(|o| served.external(o)).collect();
-                list_object(served, page)
-            };
-            return Ok(Reply::json(StatusCode::OK, &v));
-        }
-        // No limit: stream the list out page by page so memory stays bounded.
-        let first = self
+        let stream = self
             .registry
-            .list(
-                kind,
-                ns,
-                &ListOptions {
-                    limit: STREAM_PAGE,
-                    ..opts.clone()
-                },
-            )
+            .list_stream(&served.storage, ns, &opts)
             .await?;
-        let info = &served.info;
-        let head = format!(
-            "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
-            info.kind,
-            crate::registry::api_version(info),
-            first.resource_version
-        );
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-        let reg = self.registry.clone();
-        let kind = kind.clone();
-        let served = served.clone();
-        let ns = ns.map(String::from);
-        tokio::spawn(async move {
-            if tx.send(Bytes::from(head)).await.is_err() {
-                return;
-            }
-            let mut page = first;
-            let mut first_item = true;
-            loop {
-                let mut buf = Vec::with_capacity(page.items.len() * 512);
-                for item in std::mem::take(&mut page.items) {
-                    if !first_item {
-                        buf.push(b',');
-                    }
-                    first_item = false;
-                    if serde_json::to_writer(&mut buf, &served.external(item)).is_err() {
-                        return;
-                    }
-                }
-                if tx.send(Bytes::from(buf)).await.is_err() {
-                    return;
-                }
-                let Some(token) = page.continue_token.take() else {
-                    break;
-                };
-                match reg
-                    .list(
-                        &kind,
-                        ns.as_deref(),
-                        &ListOptions {
-                            limit: STREAM_PAGE,
-                            continue_token: Some(token),
-                            resource_version: None,
-                            resource_version_match: None,
-                            ..opts.clone()
-                        },
-                    )
-                    .await
-                {
-                    Ok(p) => page = p,
-                    // The status line is gone; a truncated body makes the client fail loudly.
-                    Err(_) => return,
-                }
-            }
-            let _ = tx.send(Bytes::from_static(b"]}")).await;
-        });
-        let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
-            .map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b)));
+        let resource_version = stream.resource_version();
+        let mut pages = stream.into_pages();
+        // The first page is read before the status line, so errors it finds (a field selector
+        // the kind does not support) are still a `Status`.
+        let first = match pages.next().await {
+            Some(Err(e)) => return Err(e),
+            other => other,
+        };
+        let pages = Box::pin(futures::stream::iter(first).chain(pages));
+        let writer = ListWriter {
+            served: served.clone(),
+            table: as_table.then_some(include),
+            // The continue token is known only at the end; JSON readers do not mind the order.
+            metadata_last: limit > 0,
+        };
         Ok(Reply {
             status: StatusCode::OK,
-            body: StreamBody::new(stream).boxed_unsync(),
+            body: writer.body(resource_version, pages),
             content_type: "application/json",
             warnings: Vec::new(),
         })
@@ -740,30 +713,32 @@ impl Api {
             timeout,
             bookmark_interval: None,
         };
-        let events = self.registry.watch(&served.storage, ns, opts).await?;
+        let events = self
+            .registry
+            .watch_shared(&served.storage, ns, opts)
+            .await?;
         let served = served.clone();
         let mut first = true;
         let stream = events.map(move |ev| {
-            let object = if as_table && matches!(ev.type_, "ADDED" | "MODIFIED" | "DELETED") {
+            let line = if as_table && matches!(ev.type_, "ADDED" | "MODIFIED" | "DELETED") {
                 let t = served_table(
                     &served,
-                    std::slice::from_ref(&ev.object),
+                    std::slice::from_ref(ev.object.value()),
                     include,
                     None,
                     None,
                     first,
                 );
                 first = false;
-                t
-            } else if ev.type_ == "ERROR" {
-                ev.object
+                event_line(ev.type_, &serde_json::to_vec(&t).unwrap_or_default())
+            } else if ev.type_ == "ERROR" || served.conversion.is_none() {
+                // The object's JSON is shared by every watcher that sends this event.
+                event_line(ev.type_, ev.object.json())
             } else {
-                served.external(ev.object)
+                let obj = served.external(ev.object.value().clone());
+                event_line(ev.type_, &serde_json::to_vec(&obj).unwrap_or_default())
             };
-            let mut line = serde_json::to_vec(&json!({"type": ev.type_, "object": object}))
-                .unwrap_or_default();
-            line.push(b'\n');
-            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(line)))
+            Ok::<_, super::BoxError>(Frame::data(line))
         });
         let body: Body = StreamBody::new(stream).boxed_unsync();
         Ok(Reply {

@@ -59,6 +59,24 @@ fn row(
     }
 }
 
+/// The `columnDefinitions` of a kind's Table.
+pub fn columns(kind: &Arc<dyn Strategy>) -> Vec<Value> {
+    kind.columns()
+        .iter()
+        .map(|c| json!({"name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority}))
+        .collect()
+}
+
+/// The Table rows of `items` (a streamed list writes them a page at a time).
+pub fn rows(
+    kind: &Arc<dyn Strategy>,
+    items: &[Value],
+    include: IncludeObject,
+    now: jiff::Timestamp,
+) -> Vec<Value> {
+    items.iter().map(|o| row(kind, o, include, now)).collect()
+}
+
 /// A Table of `items`. `with_columns` is false for watch events after the first.
 pub fn table(
     kind: &Arc<dyn Strategy>,
@@ -69,15 +87,12 @@ pub fn table(
     with_columns: bool,
 ) -> Value {
     let now = jiff::Timestamp::now();
-    let columns: Vec<Value> = if with_columns {
-        kind.columns()
-            .iter()
-            .map(|c| json!({"name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority}))
-            .collect()
+    let columns = if with_columns {
+        columns(kind)
     } else {
         Vec::new()
     };
-    let rows: Vec<Value> = items.iter().map(|o| row(kind, o, include, now)).collect();
+    let rows = rows(kind, items, include, now);
     let mut meta = serde_json::Map::new();
     if let Some(rv) = resource_version {
         meta.insert("resourceVersion".into(), rv.into());

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::{Value, json};
 use skiff_k8s_core::status::ApiError;
-use skiff_store::StoreError;
 
 use super::strategy::Strategy;
-use super::{Registry, decode, store_error};
+use super::{Registry, store_error};
 use skiff_k8s_core::selector::{FieldSelector, Selector};
 
 /// Upstream text of an expired continue token (410 Expired).
@@ -18,6 +17,10 @@ const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to di
 
 /// How many keys one store read fetches while filtering.
 const SCAN_BATCH: usize = 500;
+
+#[path = "list_stream.rs"]
+mod list_stream;
+pub use list_stream::ListStream;
 
 /// LIST parameters (`metav1.ListOptions`).
 #[derive(Clone, Debug, Default)]
@@ -120,137 +123,86 @@ pub(crate) fn matches(
 }
 
 impl Registry {
-    /// One page of a LIST (every item when `limit` is 0).
+    /// Where a LIST starts: the revision to read at (None: the latest) and the key to start after,
+    /// from `resourceVersion`, `resourceVersionMatch` and `continue` (apiserver `GetList`).
+    pub(crate) async fn list_start(
+        &self,
+        prefix: &str,
+        opts: &ListOptions,
+    ) -> Result<(Option<i64>, Option<String>), ApiError> {
+        if let Some(tok) = opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
+            if opts
+                .resource_version
+                .as_deref()
+                .is_some_and(|r| !r.is_empty())
+            {
+                return Err(ApiError::BadRequest(
+                    "specifying resource version is not allowed when using continue".into(),
+                ));
+            }
+            let (rv, start) = decode_continue(tok)?;
+            return Ok((Some(rv), Some(format!("{prefix}{start}"))));
+        }
+        let rv = opts.resource_version.as_deref().unwrap_or("");
+        let exact = match opts.resource_version_match.as_deref() {
+            None | Some("") => opts.limit > 0 && !rv.is_empty() && rv != "0",
+            Some("Exact") => {
+                if rv.is_empty() || rv == "0" {
+                    return Err(ApiError::BadRequest(
+                        "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"\" or \"0\"".into(),
+                    ));
+                }
+                true
+            }
+            Some("NotOlderThan") => {
+                if rv.is_empty() {
+                    return Err(ApiError::BadRequest(
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided"
+                            .into(),
+                    ));
+                }
+                false
+            }
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "invalid resourceVersionMatch {other:?}: must be \"Exact\" or \"NotOlderThan\""
+                )));
+            }
+        };
+        if rv.is_empty() || rv == "0" {
+            return Ok((None, None));
+        }
+        let r = parse_rv(rv)?;
+        if exact {
+            return Ok((Some(r), None));
+        }
+        let current = self.store().current_revision().await.map_err(store_error)?;
+        if r > current {
+            return Err(ApiError::Timeout {
+                message: format!("Too large resource version: {r}, current: {current}"),
+                retry_after_seconds: 1,
+            });
+        }
+        Ok((None, None))
+    }
+
+    /// One page of a LIST (every item when `limit` is 0), collected in memory. The HTTP layer
+    /// streams instead ([`Registry::list_stream`]); this is for in-process callers.
     pub async fn list(
         &self,
         kind: &Arc<dyn Strategy>,
         namespace: Option<&str>,
         opts: &ListOptions,
     ) -> Result<ListPage, ApiError> {
-        let prefix = self.resource_prefix(kind.info(), namespace);
-        let (at_revision, mut start_after) = match &opts.continue_token {
-            Some(tok) if !tok.is_empty() => {
-                if opts
-                    .resource_version
-                    .as_deref()
-                    .is_some_and(|r| !r.is_empty())
-                {
-                    return Err(ApiError::BadRequest(
-                        "specifying resource version is not allowed when using continue".into(),
-                    ));
-                }
-                let (rv, start) = decode_continue(tok)?;
-                (Some(rv), Some(format!("{prefix}{start}")))
-            }
-            _ => {
-                let rv = opts.resource_version.as_deref().unwrap_or("");
-                let exact = match opts.resource_version_match.as_deref() {
-                    None | Some("") => opts.limit > 0 && !rv.is_empty() && rv != "0",
-                    Some("Exact") => {
-                        if rv.is_empty() || rv == "0" {
-                            return Err(ApiError::BadRequest(
-                                "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"\" or \"0\"".into(),
-                            ));
-                        }
-                        true
-                    }
-                    Some("NotOlderThan") => {
-                        if rv.is_empty() {
-                            return Err(ApiError::BadRequest(
-                                "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
-                            ));
-                        }
-                        false
-                    }
-                    Some(other) => {
-                        return Err(ApiError::BadRequest(format!(
-                            "invalid resourceVersionMatch {other:?}: must be \"Exact\" or \"NotOlderThan\""
-                        )));
-                    }
-                };
-                if rv.is_empty() || rv == "0" {
-                    (None, None)
-                } else {
-                    let r = parse_rv(rv)?;
-                    if exact {
-                        (Some(r), None)
-                    } else {
-                        let current = self.store().current_revision().await.map_err(store_error)?;
-                        if r > current {
-                            return Err(ApiError::Timeout {
-                                message: format!(
-                                    "Too large resource version: {r}, current: {current}"
-                                ),
-                                retry_after_seconds: 1,
-                            });
-                        }
-                        (None, None)
-                    }
-                }
-            }
-        };
-        let continuing = opts
-            .continue_token
-            .as_deref()
-            .is_some_and(|t| !t.is_empty());
+        let mut stream = self.list_stream(kind, namespace, opts).await?;
         let mut items = Vec::new();
-        let mut rev = at_revision;
-        let mut last_key: Option<String> = None;
-        let mut more = false;
-        'scan: loop {
-            let batch = if opts.limit > 0 {
-                (opts.limit - items.len()).clamp(1, SCAN_BATCH)
-            } else {
-                SCAN_BATCH
-            };
-            let page = self
-                .store()
-                .list(
-                    &prefix,
-                    skiff_store::ListOptions {
-                        at_revision: rev,
-                        start_after: start_after.clone(),
-                        limit: batch,
-                    },
-                )
-                .await
-                .map_err(|e| match e {
-                    StoreError::Compacted { .. } if continuing => {
-                        ApiError::Expired(CONTINUE_EXPIRED.into())
-                    }
-                    other => store_error(other),
-                })?;
-            rev = Some(page.revision);
-            let n = page.items.len();
-            for (i, kv) in page.items.iter().enumerate() {
-                let obj = decode(kv)?;
-                last_key = Some(kv.key.clone());
-                if matches(kind, &obj, &opts.label_selector, &opts.field_selector)? {
-                    items.push(obj);
-                }
-                if opts.limit > 0 && items.len() >= opts.limit {
-                    more = page.more || i + 1 < n;
-                    break 'scan;
-                }
-            }
-            if !page.more || n == 0 {
-                break;
-            }
-            start_after = last_key.clone();
+        while let Some(page) = stream.next_page().await? {
+            items.extend(page);
         }
-        let resource_version = match rev {
-            Some(r) => r,
-            None => self.store().current_revision().await.map_err(store_error)?,
-        };
-        let continue_token = if more {
-            last_key.map(|k| encode_continue(resource_version, &k[prefix.len()..]))
-        } else {
-            None
-        };
         Ok(ListPage {
             items,
-            resource_version,
-            continue_token,
+            resource_version: stream.resource_version(),
+            continue_token: stream.continue_token(),
         })
     }
 

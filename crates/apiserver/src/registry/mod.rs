@@ -18,6 +18,8 @@ pub(crate) mod meta;
 pub mod namespace_lifecycle;
 pub(crate) mod patch;
 pub mod pod_binding;
+pub mod pod_exec;
+pub mod pod_log;
 mod scale;
 pub mod service_allocator;
 pub mod strategy;
@@ -32,11 +34,11 @@ use serde_json::Value;
 use skiff_k8s_core::status::ApiError;
 use skiff_store::{KeyValue, Store, StoreError};
 
-pub use list::{ListOptions, ListPage};
+pub use list::{ListOptions, ListPage, ListStream};
 pub use meta::manager_from_user_agent;
 pub use scale::scale_of;
 pub use skiff_k8s_core::patch::PatchType;
-pub use watch::{WatchEventOut, WatchOptions, WatchStream};
+pub use watch::{SharedObject, SharedWatchEvent, WatchEventOut, WatchOptions, WatchStream};
 pub use write::{DeleteOptions, DeleteOutcome, FieldValidation, WriteOptions, Written};
 
 use strategy::{ResourceInfo, Strategy};

@@ -1,6 +1,10 @@
-//! WATCH over the store's watch: from a resourceVersion, never missing or repeating an event;
-//! selector transitions become ADDED/DELETED as the watch cache does; bookmarks; compacted
-//! revisions end the stream with an ERROR event carrying a 410 `Status`.
+//! WATCH: from a resourceVersion, never missing or repeating an event; selector transitions become
+//! ADDED/DELETED as the watch cache does; bookmarks; compacted revisions end the stream with an
+//! ERROR event carrying a 410 `Status`.
+//!
+//! Events come from the resource's watch cache ([`watch_cache`]: one store watch per resource,
+//! decoded once, shared by every watcher) when its ring reaches back to the start revision, and
+//! from a store watch of their own otherwise (older revisions, the cache switched off).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,7 +19,13 @@ use tokio::sync::mpsc;
 
 use super::list::{ListOptions, matches, parse_rv};
 use super::strategy::Strategy;
-use super::{Registry, api_version, decode, set_resource_version, store_error};
+use super::{Registry, api_version, store_error};
+
+#[path = "watch_cache.rs"]
+pub(crate) mod watch_cache;
+
+pub use watch_cache::SharedObject;
+use watch_cache::{CachedEvent, Subscription};
 
 /// WATCH parameters.
 #[derive(Clone, Debug, Default)]
@@ -42,7 +52,37 @@ pub struct WatchEventOut {
 
 pub type WatchStream = Pin<Box<dyn Stream<Item = WatchEventOut> + Send>>;
 
+/// One event of a watch whose object may be shared with other watchers (and its JSON encoded
+/// once for all of them): what the HTTP layer writes.
+#[derive(Clone, Debug)]
+pub struct SharedWatchEvent {
+    /// `ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`, `ERROR`.
+    pub type_: &'static str,
+    pub object: Arc<SharedObject>,
+}
+
+pub type SharedWatchStream = Pin<Box<dyn Stream<Item = SharedWatchEvent> + Send>>;
+
 const CHANNEL: usize = 256;
+
+/// Where a watch's events come from.
+enum Source {
+    Cache(Subscription),
+    Store(skiff_store::WatchStream),
+}
+
+impl Source {
+    /// The next event; None when the store ended the watch.
+    async fn next(&mut self) -> Option<Result<Arc<CachedEvent>, StoreError>> {
+        match self {
+            Source::Cache(sub) => Some(sub.next().await),
+            Source::Store(s) => s
+                .next()
+                .await
+                .map(|r| r.map(|ev| Arc::new(CachedEvent::from_store(ev)))),
+        }
+    }
+}
 
 impl Registry {
     /// Starts a watch. Errors found before the first event (bad resourceVersion) are returned;
@@ -53,6 +93,21 @@ impl Registry {
         namespace: Option<&str>,
         opts: WatchOptions,
     ) -> Result<WatchStream, ApiError> {
+        let shared = self.watch_shared(kind, namespace, opts).await?;
+        Ok(Box::pin(shared.map(|ev| WatchEventOut {
+            type_: ev.type_,
+            object: ev.object.into_value(),
+        })))
+    }
+
+    /// [`Registry::watch`] with objects shared between watchers: no copy per watcher, and the
+    /// JSON of an event made once however many watchers send it.
+    pub async fn watch_shared(
+        self: &Arc<Self>,
+        kind: &Arc<dyn Strategy>,
+        namespace: Option<&str>,
+        opts: WatchOptions,
+    ) -> Result<SharedWatchStream, ApiError> {
         let rv = opts.resource_version.clone().unwrap_or_default();
         let initial = match opts.send_initial_events {
             Some(true) => {
@@ -78,16 +133,18 @@ impl Registry {
             Some(parse_rv(&rv)?)
         };
         let prefix = self.resource_prefix(kind.info(), namespace);
-        let (tx, rx) = mpsc::channel::<WatchEventOut>(CHANNEL);
-        let reg = self.clone();
+        // The cache covers the whole resource; it is fetched before the initial list so that the
+        // list's revision is never older than the cache's start.
+        let cacher =
+            watch_cache::cacher_for(self.store(), &self.resource_prefix(kind.info(), None)).await;
+        let (tx, rx) = mpsc::channel::<SharedWatchEvent>(CHANNEL);
         let kind = kind.clone();
-        let ns = namespace.map(String::from);
         // Resolve the start revision before returning so an immediate error is a plain Status.
         let (initial_items, from) = if initial {
             let page = self
                 .list(
                     &kind,
-                    ns.as_deref(),
+                    namespace,
                     &ListOptions {
                         label_selector: opts.label_selector.clone(),
                         field_selector: opts.field_selector.clone(),
@@ -105,7 +162,18 @@ impl Registry {
             };
             (Vec::new(), from)
         };
-        let store_watch = self.store().watch(&prefix, from).await;
+        // The cache never serves what the store itself would refuse as compacted.
+        let subscription = match cacher {
+            Some(c) => match self.store().compacted_revision().await {
+                Ok(compacted) if from >= compacted => c.subscribe(from),
+                _ => None,
+            },
+            None => None,
+        };
+        let source = match subscription {
+            Some(sub) => Ok(Source::Cache(sub)),
+            None => self.store().watch(&prefix, from).await.map(Source::Store),
+        };
         tokio::spawn(async move {
             let info = kind.info().clone();
             let bookmark = |rev: i64, initial_end: bool| {
@@ -113,20 +181,19 @@ impl Registry {
                 if initial_end {
                     meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
                 }
-                WatchEventOut {
+                SharedWatchEvent {
                     type_: "BOOKMARK",
-                    object: json!({"kind": info.kind, "apiVersion": api_version(&info), "metadata": meta}),
+                    object: SharedObject::new(
+                        json!({"kind": info.kind, "apiVersion": api_version(&info), "metadata": meta}),
+                    ),
                 }
             };
             for obj in initial_items {
-                if tx
-                    .send(WatchEventOut {
-                        type_: "ADDED",
-                        object: obj,
-                    })
-                    .await
-                    .is_err()
-                {
+                let ev = SharedWatchEvent {
+                    type_: "ADDED",
+                    object: SharedObject::new(obj),
+                };
+                if tx.send(ev).await.is_err() {
                     return;
                 }
             }
@@ -135,7 +202,7 @@ impl Registry {
             {
                 return;
             }
-            let mut events = match store_watch {
+            let mut events = match source {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = tx.send(error_event(&e)).await;
@@ -163,16 +230,20 @@ impl Registry {
                         }
                     }
                     ev = events.next() => {
-                        let Some(ev) = ev else { return };
                         let ev = match ev {
-                            Ok(ev) => ev,
-                            Err(e) => {
+                            None => return,
+                            Some(Ok(ev)) => ev,
+                            Some(Err(e)) => {
                                 let _ = tx.send(error_event(&e)).await;
                                 return;
                             }
                         };
-                        last_rev = ev.kv.mod_revision;
-                        match translate(&reg, &kind, &opts, ev) {
+                        last_rev = ev.rev;
+                        // The cache carries every namespace; this watch may want one.
+                        if !ev.key.starts_with(&prefix) {
+                            continue;
+                        }
+                        match translate(&kind, &opts, &ev) {
                             Ok(Some(out)) => {
                                 if tx.send(out).await.is_err() {
                                     return;
@@ -180,7 +251,7 @@ impl Registry {
                             }
                             Ok(None) => {}
                             Err(e) => {
-                                let _ = tx.send(WatchEventOut { type_: "ERROR", object: e.to_status() }).await;
+                                let _ = tx.send(status_event(&e)).await;
                                 return;
                             }
                         }
@@ -192,67 +263,61 @@ impl Registry {
     }
 }
 
-fn error_event(e: &StoreError) -> WatchEventOut {
+fn status_event(e: &ApiError) -> SharedWatchEvent {
+    SharedWatchEvent {
+        type_: "ERROR",
+        object: SharedObject::new(e.to_status()),
+    }
+}
+
+fn error_event(e: &StoreError) -> SharedWatchEvent {
     let err = match e {
         StoreError::WatcherTooSlow => ApiError::Expired(
             "watch channel closed: the watcher fell too far behind; relist".into(),
         ),
         other => store_error(other.clone()),
     };
-    WatchEventOut {
-        type_: "ERROR",
-        object: err.to_status(),
-    }
+    status_event(&err)
 }
 
 /// A store event → the API event this watcher sees (None when it is outside the selectors).
 fn translate(
-    _reg: &Registry,
     kind: &Arc<dyn Strategy>,
     opts: &WatchOptions,
-    ev: skiff_store::WatchEvent,
-) -> Result<Option<WatchEventOut>, ApiError> {
+    ev: &CachedEvent,
+) -> Result<Option<SharedWatchEvent>, ApiError> {
+    let everything = opts.label_selector.is_everything() && opts.field_selector.is_everything();
     let sel = |obj: &Value| matches(kind, obj, &opts.label_selector, &opts.field_selector);
-    let rev = ev.kv.mod_revision;
-    let prev = match &ev.prev {
-        Some(p) => Some(decode(p)?),
-        None => None,
+    let object = ev.object.clone().map_err(ApiError::InternalError)?;
+    let out = |type_| {
+        Some(SharedWatchEvent {
+            type_,
+            object: object.clone(),
+        })
     };
     match ev.kind {
         EventKind::Put => {
-            let obj = decode(&ev.kv)?;
-            let now_in = sel(&obj)?;
-            let was_in = match &prev {
-                Some(p) => sel(p)?,
+            if everything {
+                return Ok(out(if ev.had_prev() { "MODIFIED" } else { "ADDED" }));
+            }
+            let now_in = sel(object.value())?;
+            let was_in = match ev.prev() {
+                Some(p) => sel(p.map_err(ApiError::InternalError)?)?,
                 None => false,
             };
             Ok(match (was_in, now_in) {
-                (true, true) => Some(WatchEventOut {
-                    type_: "MODIFIED",
-                    object: obj,
-                }),
-                (false, true) => Some(WatchEventOut {
-                    type_: "ADDED",
-                    object: obj,
-                }),
+                (true, true) => out("MODIFIED"),
+                (false, true) => out("ADDED"),
                 // Left the selector: the watcher is told it is gone, with its new state.
-                (true, false) => Some(WatchEventOut {
-                    type_: "DELETED",
-                    object: obj,
-                }),
+                (true, false) => out("DELETED"),
                 (false, false) => None,
             })
         }
         EventKind::Delete => {
-            let Some(mut p) = prev else { return Ok(None) };
-            if !sel(&p)? {
+            if !everything && !sel(object.value())? {
                 return Ok(None);
             }
-            set_resource_version(&mut p, rev);
-            Ok(Some(WatchEventOut {
-                type_: "DELETED",
-                object: p,
-            }))
+            Ok(out("DELETED"))
         }
     }
 }

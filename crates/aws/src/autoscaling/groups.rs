@@ -109,7 +109,11 @@ pub async fn create_auto_scaling_group(
             ),
         ));
     }
-    if input["LaunchTemplate"].is_null() && input["MixedInstancesPolicy"].is_null() {
+    let launch_config = super::launch_configurations::for_create(ctx, &input).await?;
+    if input["LaunchTemplate"].is_null()
+        && input["MixedInstancesPolicy"].is_null()
+        && launch_config.is_none()
+    {
         return Err(validation(
             "Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.",
         ));
@@ -124,14 +128,16 @@ pub async fn create_auto_scaling_group(
         "MixedInstancesPolicy": input["MixedInstancesPolicy"],
     });
     let spec = template_spec(&group);
-    crate::ec2::resolve_launch_template(ctx, &spec).await.map_err(|_| {
-        let which = spec["LaunchTemplateName"].as_str().map(|n| format!("template name {n}"))
-            .or_else(|| spec["LaunchTemplateId"].as_str().map(|i| format!("id {i}")))
-            .unwrap_or_default();
-        validation(format!(
-            "You must use a valid fully-formed launch template. The specified launch template, with {which}, does not exist."
-        ))
-    })?;
+    if launch_config.is_none() {
+        crate::ec2::resolve_launch_template(ctx, &spec).await.map_err(|_| {
+            let which = spec["LaunchTemplateName"].as_str().map(|n| format!("template name {n}"))
+                .or_else(|| spec["LaunchTemplateId"].as_str().map(|i| format!("id {i}")))
+                .unwrap_or_default();
+            validation(format!(
+                "You must use a valid fully-formed launch template. The specified launch template, with {which}, does not exist."
+            ))
+        })?;
+    }
     let vpc_zone = input["VPCZoneIdentifier"].as_str().unwrap_or_default();
     let subnets = subnet_zones(ctx, vpc_zone).await?;
     let mut zones: Vec<String> = subnets.iter().map(|s| s.1.clone()).collect();
@@ -178,6 +184,7 @@ pub async fn create_auto_scaling_group(
     for member in [
         "LaunchTemplate",
         "MixedInstancesPolicy",
+        "LaunchConfigurationName",
         "MaxInstanceLifetime",
         "DeletionProtection",
         "DefaultInstanceWarmup",
@@ -281,6 +288,7 @@ pub async fn update_auto_scaling_group(
             }
         }
     }
+    super::launch_configurations::switch(ctx, &input, &mut group).await?;
     if let Some(v) = input["VPCZoneIdentifier"].as_str() {
         let subnets = subnet_zones(ctx, v).await?;
         let mut zones: Vec<String> = subnets.into_iter().map(|s| s.1).collect();
@@ -465,6 +473,7 @@ pub async fn reconcile_group(
     let subnets =
         subnet_zones(ctx, group["VPCZoneIdentifier"].as_str().unwrap_or_default()).await?;
     let spec = template_spec(&group);
+    let launch_config = super::launch_configurations::of_group(ctx, &group).await?;
     let overrides: Vec<String> = group["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"]
         .as_array()
         .into_iter()
@@ -515,7 +524,7 @@ pub async fn reconcile_group(
         }
     }
     for (subnet_id, instance_type, count) in batches {
-        let req = LaunchRequest {
+        let mut req = LaunchRequest {
             launch_template: Some(spec.clone()),
             instance_type,
             subnet_id,
@@ -523,6 +532,9 @@ pub async fn reconcile_group(
             tags: tags.clone(),
             ..LaunchRequest::default()
         };
+        if let Some(lc) = &launch_config {
+            super::launch_configurations::fill_launch(lc, &mut req);
+        }
         let launched = crate::ec2::run_instances_internal(ctx, &req).await?;
         for i in launched {
             let id = i["InstanceId"].as_str().unwrap_or_default().to_string();
@@ -572,6 +584,9 @@ pub async fn reconcile_group(
     }
     if !surplus.is_empty() {
         crate::ec2::terminate_instances_internal(ctx, &surplus).await?;
+    }
+    if let Some(lc) = &launch_config {
+        super::launch_configurations::mark_members(lc, &mut members);
     }
     group["Instances"] = json!(members);
     ops.insert(

@@ -13,6 +13,7 @@ mod activities;
 mod common;
 pub mod groups;
 mod instances;
+pub mod launch_configurations;
 mod tags;
 
 /// Route one autoscaling operation to its handler.
@@ -28,6 +29,16 @@ pub async fn dispatch(
         "UpdateAutoScalingGroup" => groups::update_auto_scaling_group(ctx, input).await,
         "DeleteAutoScalingGroup" => groups::delete_auto_scaling_group(ctx, input).await,
         "SetDesiredCapacity" => groups::set_desired_capacity(ctx, input).await,
+        // launch_configurations.rs
+        "CreateLaunchConfiguration" => {
+            launch_configurations::create_launch_configuration(ctx, input).await
+        }
+        "DescribeLaunchConfigurations" => {
+            launch_configurations::describe_launch_configurations(ctx, input).await
+        }
+        "DeleteLaunchConfiguration" => {
+            launch_configurations::delete_launch_configuration(ctx, input).await
+        }
         // instances.rs
         "DescribeAutoScalingInstances" => {
             instances::describe_auto_scaling_instances(ctx, input).await

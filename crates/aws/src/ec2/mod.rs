@@ -19,6 +19,7 @@ mod pagination;
 mod tags;
 
 mod addresses;
+mod images;
 pub mod instance_types;
 pub mod instances;
 mod internet_gateways;
@@ -156,6 +157,8 @@ pub async fn dispatch(
         "ImportKeyPair" => key_pairs::import_key_pair(ctx, input).await,
         "DescribeKeyPairs" => key_pairs::describe_key_pairs(ctx, input).await,
         "DeleteKeyPair" => key_pairs::delete_key_pair(ctx, input).await,
+        // images.rs
+        "DescribeImages" => images::describe_images(ctx, input).await,
         // instance_types.rs
         "DescribeInstanceTypes" => instance_types::describe_instance_types(ctx, input).await,
         // launch_templates.rs

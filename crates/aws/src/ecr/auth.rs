@@ -1,7 +1,10 @@
-//! GetAuthorizationToken: a `docker login` credential, `base64("AWS:<token>")`, valid 12 hours.
+//! GetAuthorizationToken: a `docker login` credential, `base64("AWS:<password>")`, valid 12 hours.
 //!
-//! The token is stored (`/aws/<account>/<region>/ecr/token/<sha256 of token>`) so the registry
-//! endpoint can verify it later; [`verify_token`] is that check.
+//! The password is self-describing like ECR's own (base64 of a JSON document): it names the account
+//! and region it was issued in, so the registry endpoint (`/v2/`, which carries no SigV4 scope) knows
+//! where to look. Only its SHA-256 is stored (`/aws/<account>/<region>/ecr/token/<sha256>`), so a
+//! password edited to name another account or region hashes to a key that does not exist;
+//! [`resolve_password`] is that check.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -9,9 +12,9 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use skiff_store::Precondition;
+use skiff_store::{Precondition, Store};
 
-use super::common::{EcrError, EcrResult, registry_host};
+use super::common::{EcrError, EcrResult, proxy_endpoint};
 use crate::context::RequestContext;
 use crate::resources;
 
@@ -21,12 +24,29 @@ struct TokenRecord {
     expires_at: String,
 }
 
-fn token_key(ctx: &RequestContext, token: &str) -> String {
-    resources::key(
-        ctx,
-        "ecr",
-        "token",
-        &hex::encode(Sha256::digest(token.as_bytes())),
+/// What the password's JSON says (the `payload` is the random secret part).
+#[derive(Debug, Serialize, Deserialize)]
+struct PasswordDoc {
+    payload: String,
+    #[serde(rename = "accountId")]
+    account_id: String,
+    region: String,
+    expiration: i64,
+}
+
+/// Who a live registry password stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    pub account_id: String,
+    pub region: String,
+    /// The ARN of the principal that called GetAuthorizationToken.
+    pub principal: String,
+}
+
+fn token_key(account: &str, region: &str, password: &str) -> String {
+    format!(
+        "/aws/{account}/{region}/ecr/token/{}",
+        hex::encode(Sha256::digest(password.as_bytes()))
     )
 }
 
@@ -42,16 +62,22 @@ pub async fn get_authorization_token(ctx: &RequestContext, input: Value) -> EcrR
     }
     let mut raw = [0u8; 48];
     rand::rng().fill_bytes(&mut raw);
-    let token = B64.encode(raw);
     let expires = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::from_hours(12))
-        .map(|t| t.to_string())
-        .unwrap_or_default();
+        .unwrap_or(jiff::Timestamp::MAX);
+    let doc = PasswordDoc {
+        payload: B64.encode(raw),
+        account_id: ctx.account_id.clone(),
+        region: ctx.region.clone(),
+        expiration: expires.as_second(),
+    };
+    let password = B64.encode(serde_json::to_vec(&doc).unwrap_or_default());
     let record = TokenRecord {
         principal: ctx.caller.arn.clone(),
-        expires_at: expires.clone(),
+        expires_at: expires.to_string(),
     };
-    let op = resources::put_op(&token_key(ctx, &token), &record, Precondition::None);
+    let key = token_key(&ctx.account_id, &ctx.region, &password);
+    let op = resources::put_op(&key, &record, Precondition::None);
     resources::commit(&*ctx.store, vec![op])
         .await
         .map_err(|e| {
@@ -61,25 +87,130 @@ pub async fn get_authorization_token(ctx: &RequestContext, input: Value) -> EcrR
             }))
         })?;
     Ok(json!({"authorizationData": [{
-        "authorizationToken": B64.encode(format!("AWS:{token}")),
-        "expiresAt": expires,
-        "proxyEndpoint": format!("https://{}", registry_host(ctx)),
+        "authorizationToken": B64.encode(format!("AWS:{password}")),
+        "expiresAt": expires.to_string(),
+        "proxyEndpoint": proxy_endpoint(ctx),
     }]}))
 }
 
-/// The principal ARN a `docker login` password (the part after `AWS:`) stands for, if it is a live token.
-pub async fn verify_token(
-    ctx: &RequestContext,
+/// The account, region and principal a `docker login` password (the part after `AWS:`) stands for,
+/// if it is one we issued and it has not expired. `Ok(None)` for anything else, forged or garbled.
+pub async fn resolve_password(
+    store: &dyn Store,
     password: &str,
-) -> Result<Option<String>, skiff_aws_model::AwsError> {
-    let Some((rec, _)) =
-        resources::get::<TokenRecord>(&*ctx.store, &token_key(ctx, password)).await?
+    now: jiff::Timestamp,
+) -> Result<Option<TokenIdentity>, skiff_aws_model::AwsError> {
+    let Some(doc) = B64
+        .decode(password.trim())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<PasswordDoc>(&b).ok())
     else {
+        return Ok(None);
+    };
+    // The names become store key segments: refuse anything that could step outside them.
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if !segment_ok(&doc.account_id) || !segment_ok(&doc.region) {
+        return Ok(None);
+    }
+    let key = token_key(&doc.account_id, &doc.region, password.trim());
+    let Some((rec, _)) = resources::get::<TokenRecord>(store, &key).await? else {
         return Ok(None);
     };
     let live = rec
         .expires_at
         .parse::<jiff::Timestamp>()
-        .is_ok_and(|t| t > jiff::Timestamp::now());
-    Ok(live.then_some(rec.principal))
+        .is_ok_and(|t| t > now);
+    Ok(live.then_some(TokenIdentity {
+        account_id: doc.account_id,
+        region: doc.region,
+        principal: rec.principal,
+    }))
+}
+
+/// The principal ARN a password stands for, if it is a live token of `ctx`'s account and region.
+pub async fn verify_token(
+    ctx: &RequestContext,
+    password: &str,
+) -> Result<Option<String>, skiff_aws_model::AwsError> {
+    Ok(
+        resolve_password(&*ctx.store, password, jiff::Timestamp::now())
+            .await?
+            .filter(|id| id.account_id == ctx.account_id && id.region == ctx.region)
+            .map(|id| id.principal),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iam::test_support::root_ctx;
+
+    fn password_of(out: &Value) -> String {
+        let text = B64
+            .decode(
+                out["authorizationData"][0]["authorizationToken"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        String::from_utf8(text)
+            .unwrap()
+            .strip_prefix("AWS:")
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn passwords_resolve_to_their_account_and_region_only() {
+        let ctx = root_ctx();
+        let out = get_authorization_token(&ctx, json!({})).await.unwrap();
+        let pw = password_of(&out);
+        let now = jiff::Timestamp::now();
+        let id = resolve_password(&*ctx.store, &pw, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(id.account_id, ctx.account_id);
+        assert_eq!(id.region, ctx.region);
+        assert_eq!(id.principal, ctx.caller.arn);
+        // The same secret relabelled to another region is not a token we issued.
+        let mut doc: PasswordDoc = serde_json::from_slice(&B64.decode(&pw).unwrap()).unwrap();
+        doc.region = "eu-west-1".into();
+        let forged = B64.encode(serde_json::to_vec(&doc).unwrap());
+        assert!(
+            resolve_password(&*ctx.store, &forged, now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        doc.region = "../../x".into();
+        let forged = B64.encode(serde_json::to_vec(&doc).unwrap());
+        assert!(
+            resolve_password(&*ctx.store, &forged, now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Expired: 13 hours later.
+        let later = now
+            .checked_add(jiff::SignedDuration::from_hours(13))
+            .unwrap();
+        assert!(
+            resolve_password(&*ctx.store, &pw, later)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            resolve_password(&*ctx.store, "not base64!", now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 }

@@ -41,6 +41,9 @@ pub enum EcrError {
     InvalidTagParameter(String),
     #[error("{0}")]
     Validation(String),
+    /// A concurrent writer changed the repository record first (callers may retry).
+    #[error("The repository was modified concurrently; retry")]
+    Conflict,
     #[error("{0}")]
     Internal(AwsError),
 }
@@ -60,6 +63,13 @@ impl From<EcrError> for AwsError {
             EcrError::InvalidParameter(m) => ("InvalidParameterException", m),
             EcrError::InvalidTagParameter(m) => ("InvalidTagParameterException", m),
             EcrError::Validation(m) => ("ValidationException", m),
+            EcrError::Conflict => {
+                return AwsError::new(
+                    "ServerException",
+                    "The repository was modified concurrently; retry",
+                )
+                .with_status(500);
+            }
             EcrError::Internal(e) => return e,
         };
         AwsError::modeled("ecr", code, msg)
@@ -104,12 +114,14 @@ pub struct Repository {
 }
 
 impl Repository {
-    pub fn describe(&self) -> Value {
+    /// The API form; `repositoryUri` is computed per request ([`registry_host`]), the stored `uri`
+    /// is AWS's form and kept for records written before URIs became reachable.
+    pub fn describe(&self, ctx: &RequestContext) -> Value {
         json!({
             "repositoryArn": self.arn,
             "registryId": self.registry_id,
             "repositoryName": self.name,
-            "repositoryUri": self.uri,
+            "repositoryUri": format!("{}/{}", registry_host(ctx), self.name),
             "createdAt": self.created,
             "imageTagMutability": self.tag_mutability,
             "imageScanningConfiguration": {"scanOnPush": self.scan_on_push},
@@ -129,9 +141,35 @@ pub fn repo_key(ctx: &RequestContext, name: &str) -> String {
     resources::key(ctx, "ecr", "repository", name)
 }
 
-/// `<account>.dkr.ecr.<region>.amazonaws.com`
+tokio::task_local! {
+    /// The `Host` an API request came in on, when the gateway names reachable registry URIs
+    /// (`GatewayConfig::reachable_registry_uris`). A task-local because the URI is a property of
+    /// how the client reached us, not of the stored repository, and handlers get no headers.
+    static API_HOST: String;
+}
+
+/// Run `f` with ECR URIs naming `host` (the gateway's router does this per request).
+pub async fn with_api_host<F: std::future::Future>(host: Option<String>, f: F) -> F::Output {
+    match host {
+        Some(h) => API_HOST.scope(h, f).await,
+        None => f.await,
+    }
+}
+
+/// Where clients push: the API request's host (`127.0.0.1:4566`) when the gateway names reachable
+/// URIs, else AWS's `<account>.dkr.ecr.<region>.amazonaws.com`.
 pub fn registry_host(ctx: &RequestContext) -> String {
-    format!("{}.dkr.ecr.{}.amazonaws.com", ctx.account_id, ctx.region)
+    API_HOST
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| format!("{}.dkr.ecr.{}.amazonaws.com", ctx.account_id, ctx.region))
+}
+
+/// `proxyEndpoint`: plain HTTP when the registry is the gateway itself (it serves no TLS).
+pub fn proxy_endpoint(ctx: &RequestContext) -> String {
+    match API_HOST.try_with(Clone::clone) {
+        Ok(h) => format!("http://{h}"),
+        Err(_) => format!("https://{}", registry_host(ctx)),
+    }
 }
 
 pub fn now() -> String {
@@ -194,16 +232,7 @@ pub async fn save(ctx: &RequestContext, repo: &Repository, rev: Revision) -> Ecr
     resources::commit(&*ctx.store, vec![op])
         .await
         .map(|_| ())
-        .map_err(|e| match e {
-            Some(e) => EcrError::Internal(e),
-            None => EcrError::Internal(
-                AwsError::new(
-                    "ServerException",
-                    "The repository was modified concurrently; retry",
-                )
-                .with_status(500),
-            ),
-        })
+        .map_err(|e| e.map_or(EcrError::Conflict, EcrError::Internal))
 }
 
 /// One page after `nextToken` (an index we handed out); `maxResults` within `1..=max`.

@@ -48,6 +48,28 @@ pub async fn put_image(ctx: &RequestContext, input: Value) -> EcrResult<Value> {
         .unwrap_or(DEFAULT_MEDIA_TYPE)
         .to_string();
     let tag = opt_str(&input, "imageTag");
+    add_image(&mut repo, manifest, &parsed, &media_type, tag)?;
+    save(ctx, &repo, rev).await?;
+    Ok(json!({"image": {
+        "registryId": repo.registry_id,
+        "repositoryName": repo.name,
+        "imageId": image_id(&digest, tag),
+        "imageManifest": manifest,
+        "imageManifestMediaType": media_type,
+    }}))
+}
+
+/// Record `manifest` (already parsed as `parsed`) in `repo`, optionally under `tag`, by ECR's tag
+/// rules; returns its digest. PutImage and the registry's manifest PUT both come through here.
+/// `ImageAlreadyExists` when nothing would change (the registry treats that as success).
+pub fn add_image(
+    repo: &mut Repository,
+    manifest: &str,
+    parsed: &Value,
+    media_type: &str,
+    tag: Option<&str>,
+) -> EcrResult<String> {
+    let digest = digest_of(manifest.as_bytes());
     if let Some(t) = tag {
         if t.is_empty() || t.len() > 300 {
             return Err(EcrError::InvalidParameter(
@@ -90,7 +112,7 @@ pub async fn put_image(ctx: &RequestContext, input: Value) -> EcrResult<Value> {
     let image = repo.images.entry(digest.clone()).or_insert_with(|| Image {
         digest: digest.clone(),
         manifest: manifest.to_string(),
-        media_type: media_type.clone(),
+        media_type: media_type.to_string(),
         tags: Vec::new(),
         pushed_at: now(),
         size,
@@ -98,14 +120,7 @@ pub async fn put_image(ctx: &RequestContext, input: Value) -> EcrResult<Value> {
     if let Some(t) = tag {
         image.tags.push(t.to_string());
     }
-    save(ctx, &repo, rev).await?;
-    Ok(json!({"image": {
-        "registryId": repo.registry_id,
-        "repositoryName": repo.name,
-        "imageId": image_id(&digest, tag),
-        "imageManifest": manifest,
-        "imageManifestMediaType": media_type,
-    }}))
+    Ok(digest)
 }
 
 /// Resolve an `imageId` (digest and/or tag) to a digest, or the failure entry ECR reports.

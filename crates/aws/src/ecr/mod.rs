@@ -2,12 +2,16 @@
 //!
 //! Regional: repositories live under `/aws/<account>/<region>/ecr/repository/<name>` with their
 //! images inside. Handlers return [`common::EcrError`]; this table is the one place it becomes the wire
-//! error. Repository URIs are `<account>.dkr.ecr.<region>.amazonaws.com/<name>`.
+//! error. Repository URIs are `<account>.dkr.ecr.<region>.amazonaws.com/<name>`, or the gateway's own
+//! host when it serves the registry (`registry*.rs`, OCI distribution v2 under `/v2/`; `docs/ecr.md`).
 
 pub mod auth;
 pub mod common;
 pub mod images;
 pub mod policies;
+pub mod registry;
+pub mod registry_blobs;
+pub mod registry_manifests;
 pub mod repositories;
 pub mod tags;
 

@@ -6,7 +6,7 @@ use skiff_store::Precondition;
 
 use super::common::{
     EcrError, EcrResult, Repository, check_registry, load, not_found, now, opt_bool, opt_str, page,
-    registry_host, repo_key, req_str, save, tags_of, with_token,
+    repo_key, req_str, save, tags_of, with_token,
 };
 use crate::context::RequestContext;
 use crate::resources;
@@ -62,7 +62,10 @@ pub async fn create_repository(ctx: &RequestContext, input: Value) -> EcrResult<
             ctx.region, ctx.account_id
         ),
         registry_id: ctx.account_id.clone(),
-        uri: format!("{}/{name}", registry_host(ctx)),
+        uri: format!(
+            "{}.dkr.ecr.{}.amazonaws.com/{name}",
+            ctx.account_id, ctx.region
+        ),
         created: now(),
         tag_mutability: mutability(&input)?,
         scan_on_push: input["imageScanningConfiguration"]["scanOnPush"]
@@ -76,7 +79,7 @@ pub async fn create_repository(ctx: &RequestContext, input: Value) -> EcrResult<
     };
     let op = resources::put_op(&repo_key(ctx, name), &repo, Precondition::MustNotExist);
     match resources::commit(&*ctx.store, vec![op]).await {
-        Ok(_) => Ok(json!({ "repository": repo.describe() })),
+        Ok(_) => Ok(json!({ "repository": repo.describe(ctx) })),
         Err(None) => Err(EcrError::RepositoryAlreadyExists(format!(
             "The repository with name '{name}' already exists in the registry with id '{}'",
             ctx.account_id
@@ -97,12 +100,12 @@ pub async fn describe_repositories(ctx: &RequestContext, input: Value) -> EcrRes
     let repos: Vec<Value> = if names.is_empty() {
         let prefix = resources::prefix_of(&repo_key(ctx, "x"));
         let all: Vec<Repository> = resources::list(&*ctx.store, &prefix).await?;
-        all.iter().map(Repository::describe).collect()
+        all.iter().map(|r| r.describe(ctx)).collect()
     } else {
         let mut out = Vec::new();
         for n in names {
             match resources::get::<Repository>(&*ctx.store, &repo_key(ctx, n)).await? {
-                Some((r, _)) => out.push(r.describe()),
+                Some((r, _)) => out.push(r.describe(ctx)),
                 None => return Err(not_found(ctx, n)),
             }
         }
@@ -121,17 +124,26 @@ pub async fn delete_repository(ctx: &RequestContext, input: Value) -> EcrResult<
             repo.name, ctx.account_id
         )));
     }
-    let op = skiff_store::Op::Delete {
+    let mut ops = vec![skiff_store::Op::Delete {
         key: repo_key(ctx, &repo.name),
         precondition: Precondition::ModRevision(rev),
-    };
-    resources::commit(&*ctx.store, vec![op])
+    }];
+    // The repository's claims on registry blobs go with it (the files stay, shared by digest).
+    let links = super::registry_blobs::links_prefix(ctx, &repo.name);
+    let listed = ctx
+        .store
+        .list(&links, skiff_store::ListOptions::default())
         .await
-        .map_err(|e| {
-            e.map(EcrError::Internal)
-                .unwrap_or_else(|| not_found(ctx, &repo.name))
-        })?;
-    Ok(json!({ "repository": repo.describe() }))
+        .map_err(resources::internal)?;
+    ops.extend(listed.items.into_iter().map(|kv| skiff_store::Op::Delete {
+        key: kv.key,
+        precondition: Precondition::None,
+    }));
+    resources::commit(&*ctx.store, ops).await.map_err(|e| {
+        e.map(EcrError::Internal)
+            .unwrap_or_else(|| not_found(ctx, &repo.name))
+    })?;
+    Ok(json!({ "repository": repo.describe(ctx) }))
 }
 
 #[doc(alias = "PutImageTagMutability")]

@@ -142,6 +142,9 @@ pub async fn create_cluster(ctx: &RequestContext, input: Value) -> Result<Value,
         return Err(in_use(format!("Cluster already exists with name: {name}")));
     }
     check_role(ctx, role_arn).await?;
+    if !input["encryptionConfig"].is_null() {
+        super::updates::check_encryption_config(ctx, &input["encryptionConfig"]).await?;
+    }
     let vpc_in = &input["resourcesVpcConfig"];
     let subnet_ids = str_list(&vpc_in["subnetIds"]);
     if subnet_ids.is_empty() {
@@ -254,6 +257,8 @@ pub async fn create_cluster(ctx: &RequestContext, input: Value) -> Result<Value,
         "deletionProtection": input["deletionProtection"].as_bool().unwrap_or(false),
         // Who created it: the EKS layer grants this principal cluster-admin when bootstrap is on.
         "_creatorArn": ctx.caller.arn,
+        // EKS installs aws-node, kube-proxy and CoreDNS itself unless asked not to.
+        "bootstrapSelfManagedAddons": input["bootstrapSelfManagedAddons"].as_bool().unwrap_or(true),
     });
     for member in [
         "encryptionConfig",

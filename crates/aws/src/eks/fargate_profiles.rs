@@ -136,19 +136,50 @@ pub async fn delete_fargate_profile(ctx: &RequestContext, input: Value) -> Resul
     let (mut p, rev) = load(&*ctx.store, &key)
         .await?
         .ok_or_else(|| no_profile(name))?;
+    if p["status"] == "DELETING" {
+        return Err(in_use(format!(
+            "Fargate profile {name} is already being deleted"
+        )));
+    }
+    // DELETING until the EKS layer has removed the profile's pods and their Fargate nodes, then
+    // [`forget_fargate_profile`].
+    p["status"] = json!("DELETING");
     resources::commit(
         &*ctx.store,
+        vec![resources::put_op(&key, &p, Precondition::ModRevision(rev))],
+    )
+    .await
+    .map_err(|e| {
+        e.unwrap_or_else(|| in_use("The Fargate profile was modified concurrently; retry"))
+    })?;
+    Ok(json!({ "fargateProfile": public(&p) }))
+}
+
+/// The deleted profile's pods and nodes are gone: DescribeFargateProfile now answers
+/// `ResourceNotFoundException`. Absent profiles are a no-op.
+pub async fn forget_fargate_profile(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    cluster: &str,
+    name: &str,
+) -> Result<(), AwsError> {
+    let key = fp_key(account, region, cluster, name);
+    let Some((_, rev)) = load(store, &key).await? else {
+        return Ok(());
+    };
+    resources::commit(
+        store,
         vec![skiff_store::Op::Delete {
             key,
             precondition: Precondition::ModRevision(rev),
         }],
     )
     .await
+    .map(|_| ())
     .map_err(|e| {
         e.unwrap_or_else(|| in_use("The Fargate profile was modified concurrently; retry"))
-    })?;
-    p["status"] = json!("DELETING");
-    Ok(json!({ "fargateProfile": public(&p) }))
+    })
 }
 
 /// Every Fargate profile of a cluster (public members), for the EKS layer's scheduler integration.
@@ -178,6 +209,10 @@ pub async fn set_fargate_profile_status(
     let key = fp_key(account, region, cluster, name);
     for _ in 0..5 {
         let (mut p, rev) = load(store, &key).await?.ok_or_else(|| no_profile(name))?;
+        if p["status"] == "DELETING" {
+            // Deleted meanwhile: the delete wins.
+            return Ok(());
+        }
         p["status"] = json!(status);
         match resources::commit(
             store,

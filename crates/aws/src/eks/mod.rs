@@ -47,6 +47,7 @@ pub async fn dispatch(
         "UpdateAddon" => addons::update_addon(ctx, input).await,
         "DeleteAddon" => addons::delete_addon(ctx, input).await,
         "DescribeAddonVersions" => addons::describe_addon_versions(ctx, input).await,
+        "DescribeAddonConfiguration" => addons::describe_addon_configuration(ctx, input).await,
         // access_entries.rs
         "CreateAccessEntry" => access_entries::create_access_entry(ctx, input).await,
         "DescribeAccessEntry" => access_entries::describe_access_entry(ctx, input).await,
@@ -95,6 +96,7 @@ pub async fn dispatch(
         }
         "UpdateClusterVersion" => updates::update_cluster_version(ctx, input).await,
         "UpdateClusterConfig" => updates::update_cluster_config(ctx, input).await,
+        "AssociateEncryptionConfig" => updates::associate_encryption_config(ctx, input).await,
         "DescribeUpdate" => updates::describe_update(ctx, input).await,
         "ListUpdates" => updates::list_updates(ctx, input).await,
         // tags.rs

@@ -402,17 +402,61 @@ pub async fn update_nodegroup_version(
             cluster["version"].as_str().unwrap_or_default()
         )));
     }
-    let mut params = vec![json!({"type": "Version", "value": version})];
+    let launch_template = &input["launchTemplate"];
+    let mut params = Vec::new();
+    if launch_template.is_object() {
+        // EKS: a launch template version change is only for nodegroups built from one.
+        if !ng["launchTemplate"].is_object() {
+            return Err(invalid(
+                "You cannot specify a launch template because the nodegroup was not created with a launch template.",
+            ));
+        }
+        if launch_template["id"].is_null() && launch_template["name"].is_null() {
+            return Err(invalid(
+                "Either launch template ID or name must be specified",
+            ));
+        }
+        let same =
+            |m: &str| launch_template[m].is_null() || launch_template[m] == ng["launchTemplate"][m];
+        if !same("id") || !same("name") {
+            return Err(invalid(
+                "You cannot change the launch template of a nodegroup; only its version.",
+            ));
+        }
+        if let Some(n) = ng["launchTemplate"]["name"].as_str() {
+            params.push(json!({"type": "LaunchTemplateName", "value": n}));
+        }
+        let lt_version = launch_template["version"]
+            .as_str()
+            .unwrap_or("$Default")
+            .to_string();
+        params.push(json!({"type": "LaunchTemplateVersion", "value": lt_version}));
+        let mut target = ng["launchTemplate"].clone();
+        target["version"] = json!(lt_version);
+        ng["_targetLaunchTemplate"] = target;
+    }
+    // Without a version or a launch template the nodegroup moves to the cluster's version (and the
+    // latest release), which is what `update-nodegroup-version` with no options means.
+    let version_given = input["version"].is_string() || !launch_template.is_object();
     let release = input["releaseVersion"]
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| format!("{version}.0-20251120"));
-    params.push(json!({"type": "ReleaseVersion", "value": release}));
+    if version_given {
+        params.push(json!({"type": "Version", "value": version}));
+        params.push(json!({"type": "ReleaseVersion", "value": release}));
+        ng["_targetVersion"] = json!(version);
+        ng["_targetReleaseVersion"] = json!(release);
+    }
+    let force = input["force"].as_bool().unwrap_or(false);
+    if force {
+        params.push(json!({"type": "Force", "value": "true"}));
+    }
     ng["status"] = json!("UPDATING");
-    ng["_targetVersion"] = json!(version);
-    ng["_targetReleaseVersion"] = json!(release);
+    ng["_force"] = json!(force);
     ng["modifiedAt"] = json!(now());
     let update = new_update("VersionUpdate", "InProgress", params);
+    ng["_targetUpdateId"] = update["id"].clone();
     record_update(
         ctx,
         cluster_name,
@@ -587,10 +631,10 @@ pub async fn set_nodegroup_status(
                 ng["version"] = v;
                 ng["releaseVersion"] = ng["_targetReleaseVersion"].clone();
             }
-            if let Some(o) = ng.as_object_mut() {
-                o.remove("_targetVersion");
-                o.remove("_targetReleaseVersion");
+            if let Some(lt) = ng.get("_targetLaunchTemplate").cloned() {
+                ng["launchTemplate"] = lt;
             }
+            clear_version_target(&mut ng);
         }
         ng["status"] = json!(status);
         ng["modifiedAt"] = json!(now());
@@ -605,6 +649,124 @@ pub async fn set_nodegroup_status(
         match resources::commit(
             store,
             vec![resources::put_op(&key, &ng, Precondition::ModRevision(rev))],
+        )
+        .await
+        {
+            Ok(_) => return Ok(()),
+            Err(Some(e)) => return Err(e),
+            Err(None) => continue,
+        }
+    }
+    Err(in_use("The nodegroup was modified concurrently; retry"))
+}
+
+fn clear_version_target(ng: &mut Value) {
+    if let Some(o) = ng.as_object_mut() {
+        for k in [
+            "_targetVersion",
+            "_targetReleaseVersion",
+            "_targetLaunchTemplate",
+            "_targetUpdateId",
+            "_force",
+        ] {
+            o.remove(k);
+        }
+    }
+}
+
+/// What an `UpdateNodegroupVersion` in progress asks the nodes to become.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VersionTarget {
+    /// The update's id (DescribeUpdate).
+    pub update_id: String,
+    /// Kubernetes version of the new nodes (the current one for a launch-template-only update).
+    pub version: String,
+    pub release_version: String,
+    /// The user's launch template (`id`/`name`, `version`) the new nodes come from, when it changes.
+    pub launch_template: Option<Value>,
+    /// `--force`: PodDisruptionBudgets do not stop the drain.
+    pub force: bool,
+}
+
+/// The version update a nodegroup is going through, if any (the EKS layer rolls its nodes).
+pub async fn nodegroup_version_target(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    cluster: &str,
+    nodegroup: &str,
+) -> Result<Option<VersionTarget>, AwsError> {
+    let Some((ng, _)) = load(store, &ng_key(account, region, cluster, nodegroup)).await? else {
+        return Ok(None);
+    };
+    let Some(update_id) = ng["_targetUpdateId"].as_str() else {
+        return Ok(None);
+    };
+    if ng["status"] != "UPDATING" {
+        return Ok(None);
+    }
+    let s = |k: &str, fallback: &str| {
+        ng[k]
+            .as_str()
+            .or(ng[fallback].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(Some(VersionTarget {
+        update_id: update_id.to_string(),
+        version: s("_targetVersion", "version"),
+        release_version: s("_targetReleaseVersion", "releaseVersion"),
+        launch_template: ng
+            .get("_targetLaunchTemplate")
+            .filter(|v| v.is_object())
+            .cloned(),
+        force: ng["_force"].as_bool().unwrap_or(false),
+    }))
+}
+
+/// An update's `errors[]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateFailure {
+    /// `PodEvictionFailure`, `NodeCreationFailure`, …
+    pub error_code: String,
+    pub message: String,
+    /// Node names, instance ids …
+    pub resource_ids: Vec<String>,
+}
+
+/// A version update that could not finish (EKS: `PodEvictionFailure` when a PodDisruptionBudget kept
+/// pods on an old node): the update becomes `Failed` with the error, and the nodegroup `ACTIVE` at
+/// its old version, in one transaction.
+pub async fn fail_nodegroup_update(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    cluster: &str,
+    nodegroup: &str,
+    update_id: &str,
+    failure: &UpdateFailure,
+) -> Result<(), AwsError> {
+    let ukey = key_in(account, region, "update", &format!("{cluster}/{update_id}"));
+    let nkey = ng_key(account, region, cluster, nodegroup);
+    for _ in 0..5 {
+        let (mut update, urev) = load(store, &ukey)
+            .await?
+            .ok_or_else(|| not_found(format!("No update found for ID: {update_id}")))?;
+        let (mut ng, nrev) = load(store, &nkey)
+            .await?
+            .ok_or_else(|| no_nodegroup(nodegroup))?;
+        update["status"] = json!("Failed");
+        update["errors"] = json!([{"errorCode": failure.error_code,
+            "errorMessage": failure.message, "resourceIds": failure.resource_ids}]);
+        ng["status"] = json!("ACTIVE");
+        ng["modifiedAt"] = json!(now());
+        clear_version_target(&mut ng);
+        match resources::commit(
+            store,
+            vec![
+                resources::put_op(&ukey, &update, Precondition::ModRevision(urev)),
+                resources::put_op(&nkey, &ng, Precondition::ModRevision(nrev)),
+            ],
         )
         .await
         {

@@ -660,3 +660,65 @@ async fn fargate_profiles_and_pod_identity() {
         "ResourceNotFoundException"
     );
 }
+
+#[tokio::test]
+async fn encryption_config_needs_a_usable_key_and_is_associated_once() {
+    let c = ctx();
+    let (role, subnets) = fixture(&c).await;
+    let vpc = json!({"subnetIds": [subnets[0], subnets[1]]});
+    let bad = call(
+        &c,
+        "CreateCluster",
+        json!({"name": "enc", "roleArn": role, "resourcesVpcConfig": vpc,
+            "encryptionConfig": [{"resources": ["secrets"], "provider": {"keyArn": "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000"}}]}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad.code, "InvalidParameterException");
+    let key = crate::kms::dispatch(&c, "CreateKey", json!({}))
+        .await
+        .unwrap();
+    let arn = key["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    ok(
+        &c,
+        "CreateCluster",
+        json!({"name": "enc", "roleArn": role, "resourcesVpcConfig": vpc}),
+    )
+    .await;
+    super::set_cluster_active(
+        &*c.store,
+        "000000000000",
+        "us-east-1",
+        "enc",
+        "https://127.0.0.1:6443",
+        "Q0E=",
+    )
+    .await
+    .unwrap();
+    let config = json!([{"resources": ["secrets"], "provider": {"keyArn": arn}}]);
+    let wrong = call(
+        &c,
+        "AssociateEncryptionConfig",
+        json!({"clusterName": "enc", "encryptionConfig": [{"resources": ["configmaps"], "provider": {"keyArn": arn}}]}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(wrong.code, "InvalidParameterException");
+    let u = ok(
+        &c,
+        "AssociateEncryptionConfig",
+        json!({"clusterName": "enc", "encryptionConfig": config}),
+    )
+    .await;
+    assert_eq!(u["update"]["type"], "AssociateEncryptionConfig");
+    let d = ok(&c, "DescribeCluster", json!({"name": "enc"})).await;
+    assert_eq!(d["cluster"]["encryptionConfig"], config);
+    let again = call(
+        &c,
+        "AssociateEncryptionConfig",
+        json!({"clusterName": "enc", "encryptionConfig": config}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(again.code, "InvalidParameterException");
+}

@@ -5,12 +5,14 @@
 //! request into the handler contract's input → [`crate::dispatch`] runs the handler → the model's
 //! codec writes the answer. Every error on the way is rendered in the protocol's own form.
 //!
-//! The binary builds the [`router`] and may merge its own routes (`/metrics`, OIDC discovery) before
+//! The binary builds the [`router`] (which serves `/metrics` itself, [`metrics`]) and may merge its own
+//! routes (OIDC discovery) before
 //! serving it with [`serve_router`]; [`serve`] does both for the plain case.
 
 pub mod auth;
 pub mod enforce;
 pub mod health;
+pub mod metrics;
 pub mod router;
 
 use std::net::SocketAddr;
@@ -36,8 +38,15 @@ pub struct GatewayConfig {
     pub any_credentials: bool,
     /// `--enforce-iam`: judge every signed call by the caller's IAM policies ([`enforce`]).
     pub enforce_iam: bool,
-    /// Request bodies above this get 413.
+    /// Request bodies above this get 413 (ECR registry uploads stream to disk and are exempt).
     pub body_limit: usize,
+    /// Where the ECR registry keeps blobs (`<dir>/blobs/sha256/…`); `None`: `/v2/` answers
+    /// `UNSUPPORTED`. `skiff up` passes `<data-dir>/ecr`.
+    pub registry_dir: Option<std::path::PathBuf>,
+    /// ECR `repositoryUri`/`proxyEndpoint` name the host the API call came in on
+    /// (`127.0.0.1:4566/<name>`, which a client can push to) instead of AWS's
+    /// `<account>.dkr.ecr.<region>.amazonaws.com/<name>` (which does not resolve here). `docs/ecr.md`.
+    pub reachable_registry_uris: bool,
 }
 
 impl Default for GatewayConfig {
@@ -47,6 +56,8 @@ impl Default for GatewayConfig {
             any_credentials: false,
             enforce_iam: false,
             body_limit: DEFAULT_BODY_LIMIT,
+            registry_dir: None,
+            reachable_registry_uris: false,
         }
     }
 }
@@ -57,6 +68,8 @@ pub struct GatewayState {
     pub store: Arc<dyn Store>,
     pub config: GatewayConfig,
     pub health: HealthChecks,
+    /// Request counters and latencies served at `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl GatewayState {
@@ -65,6 +78,7 @@ impl GatewayState {
             store,
             config,
             health: HealthChecks::default(),
+            metrics: Arc::default(),
         }
     }
 }

@@ -20,6 +20,11 @@ use skiff_aws_model::{AwsError, Protocol, WireRequest, WireResponse};
 use super::{GatewayState, auth, health};
 use crate::context::RequestContext;
 
+// Skiff's own JSON routes answered by the clusters (`/_skiff/netcheck`), merged by the binary.
+// Declared here to keep gateway/mod.rs untouched; `gateway::internal_routes` is its intended home.
+#[path = "internal_routes.rs"]
+pub mod internal_routes;
+
 /// The region of requests that carry no credential scope.
 const DEFAULT_REGION: &str = "us-east-1";
 
@@ -27,11 +32,19 @@ const DEFAULT_REGION: &str = "us-east-1";
 /// services' own, so AWS cannot live under a prefix).
 pub fn router(state: GatewayState) -> Router {
     let limit = state.config.body_limit;
+    // The ECR registry (`/v2/`) streams uploads to disk, so it is merged after the body limit.
+    let timing =
+        axum::middleware::from_fn_with_state(state.metrics.clone(), super::metrics::time_registry);
+    let registry =
+        crate::ecr::registry::router(state.store.clone(), state.config.registry_dir.clone())
+            .layer(timing);
     Router::new()
         .route("/_skiff/health", get(health::health))
+        .route("/metrics", get(super::metrics::metrics))
         .fallback(handle)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+        .merge(registry)
 }
 
 /// Which service a request is for, or the error (and the protocol to word it in) if none.
@@ -122,12 +135,29 @@ fn error_response(
     )
 }
 
+/// Every AWS call, timed and counted for `/metrics` under the service and operation it named.
 async fn handle(
     State(state): State<GatewayState>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = std::time::Instant::now();
+    let metrics = state.metrics.clone();
+    let mut labels = super::metrics::Labels::default();
+    let resp = handle_call(state, method, uri, headers, body, &mut labels).await;
+    metrics.record(&labels, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+async fn handle_call(
+    state: GatewayState,
+    method: Method,
+    uri: Uri,
     mut headers: HeaderMap,
     body: Bytes,
+    labels: &mut super::metrics::Labels,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     // HTTP/2 carries the host in `:authority`; SigV4 signed it as `host`.
@@ -151,6 +181,7 @@ async fn handle(
         Ok(info) => info,
         Err((protocol, err)) => return error_response(protocol, None, &err, &request_id),
     };
+    labels.service = info.name.to_string();
     let Some(model) = skiff_aws_model::service(info.name) else {
         let err = AwsError::new("InternalFailure", format!("no model for {}", info.name))
             .with_status(500);
@@ -210,6 +241,7 @@ async fn handle(
         store: state.store.clone(),
     };
     let op = decoded.operation;
+    labels.operation = op.name.to_string();
     tracing::debug!(service = info.name, operation = %op.name, request_id = %request_id, "AWS call");
     if state.config.enforce_iam
         && parsed.is_ok()
@@ -228,7 +260,15 @@ async fn handle(
             &request_id,
         );
     }
-    let wire = match crate::dispatch(&ctx, info.signing_name, &op.name, decoded.input).await {
+    // ECR URIs name the host this call came in on, when the registry is served here.
+    let api_host = (state.config.reachable_registry_uris && info.name == "ecr")
+        .then(|| headers.get(header::HOST)?.to_str().ok().map(str::to_string))
+        .flatten();
+    let dispatched = crate::ecr::common::with_api_host(
+        api_host,
+        crate::dispatch(&ctx, info.signing_name, &op.name, decoded.input),
+    );
+    let wire = match dispatched.await {
         Ok(output) => skiff_aws_model::encode_output(model, op, &output, &request_id),
         Err(err) => {
             tracing::debug!(service = info.name, operation = %op.name, code = %err.code, "AWS error");

@@ -1,6 +1,7 @@
 //! Cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey,
 //! GenerateDataKeyWithoutPlaintext, GenerateRandom; plus the [`encrypt`] / [`decrypt`] domain
-//! functions other services (Secrets Manager, EKS secrets encryption) call.
+//! functions other services (Secrets Manager, EKS secrets encryption) call, with
+//! [`generate_data_key_for`] and [`key_status`] for envelope encryption.
 //!
 //! Real AES-256-GCM. The ciphertext blob names its key so Decrypt needs no `KeyId`, as on AWS:
 //! `"SKMS" | 0x01 | key id (36 ASCII bytes) | material generation (u32 BE) | nonce (12) |
@@ -46,6 +47,78 @@ pub async fn decrypt(
 ) -> Result<(Vec<u8>, String), AwsError> {
     let (pt, key) = open(ctx, blob, context, None).await?;
     Ok((pt, key.arn))
+}
+
+/// A data key made for another service: the plaintext to use at once and the blob to store beside
+/// what it protects (envelope encryption).
+#[derive(Clone)]
+pub struct DataKey {
+    /// The key bytes; never stored.
+    pub plaintext: Vec<u8>,
+    /// The plaintext sealed under the KMS key (what [`decrypt`] opens again).
+    pub ciphertext_blob: Vec<u8>,
+    /// The ARN of the KMS key that sealed it.
+    pub key_arn: String,
+}
+
+impl std::fmt::Debug for DataKey {
+    /// Never prints the plaintext.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataKey")
+            .field("key_arn", &self.key_arn)
+            .field("len", &self.plaintext.len())
+            .finish()
+    }
+}
+
+/// GenerateDataKey for other services (EKS secrets encryption): `len` random bytes (1..=1024) and
+/// the same bytes sealed under `key_id` with `context` bound. Key state applies as for the API: a
+/// disabled key is `DisabledException`, one pending deletion `KMSInvalidStateException`.
+#[doc(alias = "GenerateDataKey")]
+pub async fn generate_data_key_for(
+    ctx: &RequestContext,
+    key_id: &str,
+    len: usize,
+    context: &BTreeMap<String, String>,
+) -> Result<DataKey, AwsError> {
+    if !(1..=1024).contains(&len) {
+        return Err(KmsError::Validation(format!(
+            "1 validation error detected: Value '{len}' at 'numberOfBytes' failed to satisfy constraint: Member must have value less than or equal to 1024"
+        ))
+        .into());
+    }
+    let (key, _) = resolve(ctx, key_id).await?;
+    key.usable()?;
+    let mut plaintext = vec![0u8; len];
+    rand::rng().fill_bytes(&mut plaintext);
+    let ciphertext_blob = seal(&key, &plaintext, context)?;
+    Ok(DataKey {
+        plaintext,
+        ciphertext_blob,
+        key_arn: key.arn,
+    })
+}
+
+/// What a caller holding cached data keys needs to know about its KMS key (the KMS v2 plugin's
+/// `Status` answer): the key's ARN and which material generation seals new blobs now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyStatus {
+    pub key_arn: String,
+    /// Grows by one on every rotation (automatic or `RotateKeyOnDemand`); a holder of cached data
+    /// keys makes a new one when it changes, as the API server does when the plugin's key id changes.
+    pub generation: usize,
+}
+
+/// Whether `key_id` can encrypt and decrypt now: `Ok` with its status, or the error KMS would give
+/// an Encrypt call (`NotFoundException`, `DisabledException`, `KMSInvalidStateException`).
+#[doc(alias = "Status")]
+pub async fn key_status(ctx: &RequestContext, key_id: &str) -> Result<KeyStatus, AwsError> {
+    let (key, _) = resolve(ctx, key_id).await?;
+    key.usable()?;
+    Ok(KeyStatus {
+        generation: key.retired_material.len(),
+        key_arn: key.arn,
+    })
 }
 
 /// The AES key of material generation `generation` (an unknown generation is a forged blob).

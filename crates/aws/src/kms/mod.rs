@@ -11,7 +11,7 @@ pub mod keys;
 pub mod policies;
 pub mod tags;
 
-pub use crypto::{decrypt, encrypt};
+pub use crypto::{DataKey, KeyStatus, decrypt, encrypt, generate_data_key_for, key_status};
 
 use serde_json::Value;
 use skiff_aws_model::AwsError;

@@ -387,3 +387,45 @@ async fn rotation_keeps_old_blobs_readable() {
         .unwrap_err();
     assert_eq!(err.code, "InvalidCiphertextException");
 }
+
+#[tokio::test]
+async fn data_keys_for_other_services_open_with_decrypt_and_follow_key_state() {
+    use std::collections::BTreeMap;
+    let ctx = root_ctx();
+    let id = new_key(&ctx).await;
+    let context = BTreeMap::from([("cluster".to_string(), "c1".to_string())]);
+    let dk = super::generate_data_key_for(&ctx, &id, 32, &context)
+        .await
+        .unwrap();
+    assert_eq!(dk.plaintext.len(), 32);
+    assert!(dk.key_arn.ends_with(&id));
+    assert!(!format!("{dk:?}").contains(&format!("{:?}", dk.plaintext)));
+    let (plain, arn) = super::decrypt(&ctx, &dk.ciphertext_blob, &context)
+        .await
+        .unwrap();
+    assert_eq!(plain, dk.plaintext);
+    assert_eq!(arn, dk.key_arn);
+    let err = super::generate_data_key_for(&ctx, &id, 0, &context)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "ValidationException");
+
+    let status = super::key_status(&ctx, &id).await.unwrap();
+    assert_eq!(status.generation, 0);
+    kms(&ctx, "RotateKeyOnDemand", json!({"KeyId": id}))
+        .await
+        .unwrap();
+    assert_eq!(super::key_status(&ctx, &id).await.unwrap().generation, 1);
+
+    kms(&ctx, "DisableKey", json!({"KeyId": id})).await.unwrap();
+    let err = super::key_status(&ctx, &id).await.unwrap_err();
+    assert_eq!(err.code, "DisabledException");
+    let err = super::generate_data_key_for(&ctx, &id, 32, &context)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "DisabledException");
+    let err = super::decrypt(&ctx, &dk.ciphertext_blob, &context)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "DisabledException");
+}

@@ -15,6 +15,8 @@ use super::Clock;
 
 /// How long a repeat is folded into the Event already written (client-go's aggregation window).
 const FOLD_WINDOW_SECONDS: i64 = 600;
+/// Added to an Event name's nanoseconds so names never collide.
+static EVENT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Keys remembered for folding; the oldest half is forgotten past this.
 const MAX_REMEMBERED: usize = 4096;
 
@@ -119,10 +121,13 @@ impl EventRecorder {
             }
             // The Event is gone (TTL, deleted): write a new one.
         }
+        // The sequence keeps two Events about one object in the same instant (a fake clock, a
+        // burst) apart, as client-go's recorder does with its own counter-free nanosecond names.
+        let seq = u128::from(EVENT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let name = format!(
             "{}.{:x}",
             meta["name"].as_str().unwrap_or_default(),
-            now.as_nanosecond()
+            (now.as_nanosecond() as u128).wrapping_add(seq)
         );
         let event = json!({
             "apiVersion": "v1",
@@ -168,6 +173,20 @@ impl EventRecorder {
             },
         );
         Ok(())
+    }
+}
+
+/// Controllers hold `Option<Arc<EventRecorder>>`: unit tests that assert an exact list of writes
+/// build them without one, every other caller with one. This lets call sites record either way.
+pub trait Recorder {
+    fn event(&self, object: &Value, kind: EventType, reason: &str, message: &str);
+}
+
+impl Recorder for Option<Arc<EventRecorder>> {
+    fn event(&self, object: &Value, kind: EventType, reason: &str, message: &str) {
+        if let Some(r) = self {
+            r.record(object, kind, reason, message);
+        }
     }
 }
 

@@ -88,6 +88,11 @@ impl Cache {
         self.write().insert(k, obj);
     }
 
+    /// Takes an object out of the cache directly (unit tests simulate a deletion this way).
+    pub fn remove(&self, key: &str) -> Option<Value> {
+        self.write().remove(key)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Value>> {
         self.items.read().unwrap_or_else(|e| e.into_inner())
     }

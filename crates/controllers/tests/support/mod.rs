@@ -98,6 +98,32 @@ impl Cluster {
         (out.status.success(), text)
     }
 
+    /// `kubectl get events` about one object, as `Type/Reason: message` lines, once `want` is
+    /// among them (Events are written off the reconcile's path).
+    pub async fn kubectl_events(&self, kind: &str, name: &str, want: &str) -> String {
+        let selector = format!("involvedObject.kind={kind},involvedObject.name={name}");
+        let template = r#"{range .items[*]}{.type}/{.reason}: {.message}{"\n"}{end}"#;
+        let mut last = String::new();
+        for _ in 0..100 {
+            let (ok, out) = self
+                .kubectl(&[
+                    "get",
+                    "events",
+                    "--field-selector",
+                    &selector,
+                    "-o",
+                    &format!("jsonpath={template}"),
+                ])
+                .await;
+            if ok && out.lines().any(|l| l == want) {
+                return out;
+            }
+            last = out;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no event {want:?} about {kind} {name}; saw:\n{last}");
+    }
+
     pub async fn kubectl_ok(&self, args: &[&str]) -> String {
         let (ok, out) = self.kubectl(args).await;
         assert!(ok, "kubectl {args:?}: {out}");

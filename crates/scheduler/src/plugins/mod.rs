@@ -8,6 +8,7 @@ pub mod node_name;
 pub mod node_ports;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
+pub mod node_volume_limits;
 pub mod pod_topology_spread;
 pub mod taint_toleration;
 pub mod volume_binding;
@@ -31,6 +32,7 @@ pub fn default_profile() -> Profile {
         e(node_affinity::NodeAffinity, 2),
         e(node_ports::NodePorts, 0),
         e(node_resources_fit::NodeResourcesFit, 1),
+        e(node_volume_limits::NodeVolumeLimits, 0),
         e(volume_binding::VolumeBinding, 0),
         e(volume_zone::VolumeZone, 0),
         e(pod_topology_spread::PodTopologySpread, 2),
