@@ -363,7 +363,29 @@ pub fn render(
         }
         lines.push((at, u64::MAX - 1, text));
     }
-    lines.sort_by_key(|a| (a.0, a.1));
+    // A run's lifecycle has a fixed order (pull, create, start, run, exit), whatever second each
+    // step's timestamp fell in: the status and the Events are written at different moments, so
+    // their clocks alone would order a finished log differently from the followed one.
+    let phase = |text: &str| -> u8 {
+        let reason = text
+            .strip_prefix("kubelet: ")
+            .and_then(|r| r.split([':', ' ']).next())
+            .unwrap_or("");
+        match reason {
+            "Pulling" => 0,
+            "Pulled" | "Failed" | "ErrImagePull" | "ImagePullBackOff" => 1,
+            "Created" => 2,
+            "Started" => 3,
+            _ if text.starts_with("skiff: container ")
+                && text.contains(" is simulated on node ") =>
+            {
+                4
+            }
+            _ if text.starts_with("skiff: container ") && text.contains(" exited with code ") => 6,
+            _ => 5,
+        }
+    };
+    lines.sort_by_key(|a| (phase(&a.2), a.0, a.1));
     Ok(Rendered {
         lines: lines
             .into_iter()

@@ -13,7 +13,7 @@ use crate::ec2::LaunchRequest;
 use crate::resources;
 
 /// Reconciles are serialised in the process: two at once could both launch for the same shortfall.
-static RECONCILE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(super) static RECONCILE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn check_bounds(min: i64, max: i64, desired: i64) -> Result<(), AwsError> {
     if min < 0 || max < 0 {

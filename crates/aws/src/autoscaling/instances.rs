@@ -44,6 +44,9 @@ pub async fn terminate_instance_in_auto_scaling_group(
     let decrement = input["ShouldDecrementDesiredCapacity"]
         .as_bool()
         .unwrap_or(false);
+    // Serialised with the group reconcile, and the group is committed before the instance goes:
+    // a reconcile must never see the terminated instance still listed and launch a replacement.
+    let guard = super::groups::RECONCILE.lock().await;
     let groups: Vec<(Value, skiff_store::Revision)> = {
         let page = ctx
             .store
@@ -79,7 +82,6 @@ pub async fn terminate_instance_in_auto_scaling_group(
             "Currently, desired capacity is {desired} and min size is {min}. Terminating instance without replacement will violate group's min size constraint. Either set shouldDecrementDesiredCapacity flag to false or lower group's min size."
         )));
     }
-    crate::ec2::terminate_instances_internal(ctx, std::slice::from_ref(&id)).await?;
     if let Some(list) = group["Instances"].as_array_mut() {
         list.retain(|i| i["InstanceId"] != id.as_str());
     }
@@ -124,6 +126,8 @@ pub async fn terminate_instance_in_auto_scaling_group(
             .with_status(500)
         })
     })?;
+    crate::ec2::terminate_instances_internal(ctx, std::slice::from_ref(&id)).await?;
+    drop(guard);
     if !decrement {
         reconcile_group(ctx, &name, "a user request replaced a terminated instance").await?;
     }
