@@ -343,7 +343,6 @@ impl ControlPlanes {
                 .push(Arc::new(crate::fargate::FargateWebhook::new(
                     store.clone(),
                     eks.clone(),
-                    &id,
                 )));
         }
         cfg.create_only = auth.create_only;
@@ -409,6 +408,7 @@ impl ControlPlanes {
                         client,
                         store: store.clone(),
                         binding: eks.clone(),
+                        cluster_id: id.clone(),
                         kubernetes_version: record.kubernetes_version.clone(),
                         shutdown: controllers_stopped.clone(),
                     },

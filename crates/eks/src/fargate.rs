@@ -10,8 +10,7 @@
 //!
 //! Selector namespaces and label values accept EKS's wildcards `*` and `?`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use skiff_k8s_core::status::ApiError;
@@ -205,23 +204,6 @@ pub fn pod_requests(pod: &Value) -> (u64, u64) {
     (c.max(ic), m.max(im))
 }
 
-/// Cluster ids of running EKS control planes by plane name: the Fargate scheduler needs the id to
-/// record pod IPs where the VPC CNI ([`crate::pod_network`]) looks, and the integration context
-/// does not carry it. Registered when the webhook is built for a starting control plane.
-fn cluster_ids() -> &'static Mutex<HashMap<String, String>> {
-    static IDS: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
-    IDS.get_or_init(Default::default)
-}
-
-/// The cluster id of the running control plane `plane`, if its webhook registered one.
-pub fn cluster_id(plane: &str) -> Option<String> {
-    cluster_ids()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(plane)
-        .cloned()
-}
-
 /// The Fargate admission webhook of one EKS cluster.
 pub struct FargateWebhook {
     store: Arc<dyn Store>,
@@ -229,12 +211,7 @@ pub struct FargateWebhook {
 }
 
 impl FargateWebhook {
-    /// `cluster_id` is the control plane's id (its store prefix), kept for the Fargate scheduler.
-    pub fn new(store: Arc<dyn Store>, binding: EksBinding, cluster_id: &str) -> Self {
-        cluster_ids()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(binding.plane_name(), cluster_id.to_string());
+    pub fn new(store: Arc<dyn Store>, binding: EksBinding) -> Self {
         Self { store, binding }
     }
 

@@ -75,6 +75,7 @@ pub struct FargateScheduler {
     client: Arc<dyn ApiClient>,
     store: Arc<dyn Store>,
     binding: EksBinding,
+    cluster_id: String,
     kubernetes_version: String,
 }
 
@@ -83,6 +84,7 @@ pub async fn run(
     client: Arc<dyn ApiClient>,
     store: Arc<dyn Store>,
     binding: EksBinding,
+    cluster_id: String,
     kubernetes_version: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -90,6 +92,7 @@ pub async fn run(
         client,
         store,
         binding,
+        cluster_id,
         kubernetes_version,
     };
     loop {
@@ -375,23 +378,20 @@ impl FargateScheduler {
             Err(e) => return Err(e.into()),
         }
         // The pod's IP is the ENI's: recorded where the VPC CNI looks, so the kubelet uses it.
-        if let Some(cluster_id) = crate::fargate::cluster_id(&self.binding.plane_name()) {
-            let key = format!(
-                "/aws/{}/{}/eks/pod-ip/{cluster_id}/{}",
-                self.binding.account,
-                self.binding.region,
-                s(pod, "/metadata/uid")
-            );
-            let record =
-                json!({"ip": ip.to_string(), "eni": eni_id, "node": node, "fargate": true});
-            self.store
-                .txn(vec![Op::Put {
-                    key,
-                    value: serde_json::to_vec(&record).unwrap_or_default().into(),
-                    precondition: Precondition::None,
-                }])
-                .await?;
-        }
+        let key = crate::pod_network::pod_ip_key(
+            &self.binding.account,
+            &self.binding.region,
+            &self.cluster_id,
+            s(pod, "/metadata/uid"),
+        );
+        let record = json!({"ip": ip.to_string(), "eni": eni_id, "node": node, "fargate": true});
+        self.store
+            .txn(vec![Op::Put {
+                key,
+                value: serde_json::to_vec(&record).unwrap_or_default().into(),
+                precondition: Precondition::None,
+            }])
+            .await?;
         let pods_ns = pods().in_namespace(ns);
         self.client
             .patch(

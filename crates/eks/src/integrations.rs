@@ -19,6 +19,8 @@ pub struct IntegrationContext {
     pub store: Arc<dyn Store>,
     /// The EKS cluster this control plane serves.
     pub binding: EksBinding,
+    /// The control plane's id (its objects live under `/k8s/<cluster_id>/`).
+    pub cluster_id: String,
     /// The cluster's Kubernetes version (`1.33`).
     pub kubernetes_version: String,
     /// Flips to `true` when the control plane stops.
@@ -102,6 +104,7 @@ pub const INTEGRATIONS: &[Integration] = &[
                 c.client,
                 c.store,
                 c.binding,
+                c.cluster_id,
                 c.kubernetes_version,
                 c.shutdown,
             ))

@@ -39,6 +39,12 @@ fn other(e: impl std::fmt::Display) -> NetworkError {
     NetworkError::Other(e.to_string())
 }
 
+/// Where the address a pod holds is recorded (the Fargate scheduler records its pods' ENI addresses
+/// here too, so the kubelet finds them the same way).
+pub fn pod_ip_key(account: &str, region: &str, cluster_id: &str, pod_uid: &str) -> String {
+    format!("/aws/{account}/{region}/eks/pod-ip/{cluster_id}/{pod_uid}")
+}
+
 impl EksPodNetwork {
     pub fn new(store: Arc<dyn Store>, account: &str, region: &str, cluster_id: &str) -> Self {
         Self {
@@ -55,10 +61,7 @@ impl EksPodNetwork {
     }
 
     fn key(&self, pod_uid: &str) -> String {
-        format!(
-            "/aws/{}/{}/eks/pod-ip/{}/{pod_uid}",
-            self.account, self.region, self.cluster_id
-        )
+        pod_ip_key(&self.account, &self.region, &self.cluster_id, pod_uid)
     }
 
     async fn recorded(&self, pod_uid: &str) -> Result<Option<Value>, NetworkError> {
