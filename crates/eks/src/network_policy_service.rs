@@ -3,7 +3,7 @@
 //! client, judge the query with [`crate::network_policy::evaluate`], and add the EC2 security
 //! group verdict ([`crate::pod_security_groups`]) to every path with a pod that has security
 //! groups for pods. Implements the gateway's injected
-//! [`Netcheck`](skiff_aws::gateway::router::internal_routes::Netcheck).
+//! [`Netcheck`](skiff_aws::gateway::internal_routes::Netcheck).
 //!
 //! Security groups are judged only on paths where a pod has a SecurityGroupPolicy (its branch ENI);
 //! the other end then counts with its node's groups (the instance's), as on EKS. Paths between
@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use skiff_aws::gateway::router::internal_routes::{InternalRouteError, Netcheck, NetcheckRequest};
+use skiff_aws::gateway::internal_routes::{InternalRouteError, Netcheck, NetcheckRequest};
 use skiff_k8s_core::client::{ApiClient, ListOptions, ResourceRef};
 use skiff_k8s_core::status::ApiError;
 use skiff_store::Store;

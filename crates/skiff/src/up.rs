@@ -57,12 +57,9 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
     state.health.register("clusters", planes.clone());
     let app = router(state).merge(skiff_eks::oidc::router(store.clone()));
     // `/_skiff/netcheck` (`skiff netcheck`): NetworkPolicy and pod security group verdicts.
-    let app = app.merge(skiff_aws::gateway::router::internal_routes::routes(
-        Arc::new(skiff_eks::network_policy_service::NetcheckService::new(
-            planes.clone(),
-            store.clone(),
-        )),
-    ));
+    let app = app.merge(skiff_aws::gateway::internal_routes::routes(Arc::new(
+        skiff_eks::network_policy_service::NetcheckService::new(planes.clone(), store.clone()),
+    )));
     let gateway = serve_router(app, args.listen).await?;
 
     planes.restore_all().await.context("restoring clusters")?;

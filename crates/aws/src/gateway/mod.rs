@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod enforce;
 pub mod health;
+pub mod internal_routes;
 pub mod metrics;
 pub mod router;
 

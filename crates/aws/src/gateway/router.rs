@@ -20,11 +20,6 @@ use skiff_aws_model::{AwsError, Protocol, WireRequest, WireResponse};
 use super::{GatewayState, auth, health};
 use crate::context::RequestContext;
 
-// Skiff's own JSON routes answered by the clusters (`/_skiff/netcheck`), merged by the binary.
-// Declared here to keep gateway/mod.rs untouched; `gateway::internal_routes` is its intended home.
-#[path = "internal_routes.rs"]
-pub mod internal_routes;
-
 /// The region of requests that carry no credential scope.
 const DEFAULT_REGION: &str = "us-east-1";
 
