@@ -89,6 +89,24 @@ fn provider_instance(node: &Value) -> String {
 }
 
 /// A Deployment `app` of `replicas` with a budget allowing `max_unavailable` of them down.
+/// Cluster `prod` in two zones with nodegroup `ng` of `size` nodes at `version`, and its client.
+async fn prod_nodegroup(
+    drain_timeout: Duration,
+    version: &str,
+    size: i64,
+) -> (Env, std::sync::Arc<dyn ApiClient>) {
+    let env = env_with_drain_timeout(drain_timeout).await;
+    let (subnets, role) = env
+        .cluster(
+            "prod",
+            &[("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")],
+        )
+        .await;
+    create_nodegroup(&env, &subnets, &role, version, size).await;
+    let c = env.client("prod").await;
+    (env, c)
+}
+
 async fn workload(c: &dyn ApiClient, replicas: i64, max_unavailable: i64) {
     c.create(
         &ResourceRef::new("apps", "v1", "deployments").in_namespace("default"),
@@ -136,15 +154,7 @@ async fn wait_running(env: &Env, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_update_rolls_every_node_honouring_budgets() {
-    let env = env_with_drain_timeout(Duration::from_secs(60)).await;
-    let (subnets, role) = env
-        .cluster(
-            "prod",
-            &[("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")],
-        )
-        .await;
-    create_nodegroup(&env, &subnets, &role, "1.32", 2).await;
-    let c = env.client("prod").await;
+    let (env, c) = prod_nodegroup(Duration::from_secs(60), "1.32", 2).await;
     let before: BTreeSet<String> = env
         .nodes("prod")
         .await
@@ -230,15 +240,7 @@ async fn version_update_rolls_every_node_honouring_budgets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_budget_fails_the_update_unless_forced() {
-    let env = env_with_drain_timeout(Duration::from_millis(1500)).await;
-    let (subnets, role) = env
-        .cluster(
-            "prod",
-            &[("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")],
-        )
-        .await;
-    create_nodegroup(&env, &subnets, &role, "1.32", 1).await;
-    let c = env.client("prod").await;
+    let (env, c) = prod_nodegroup(Duration::from_millis(1500), "1.32", 1).await;
     workload(&*c, 1, 0).await;
     wait_running(&env, 1).await;
 
@@ -290,15 +292,7 @@ async fn a_blocking_budget_fails_the_update_unless_forced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_waits_for_the_budget_until_the_drain_timeout() {
-    let env = env_with_drain_timeout(Duration::from_secs(3)).await;
-    let (subnets, role) = env
-        .cluster(
-            "prod",
-            &[("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")],
-        )
-        .await;
-    create_nodegroup(&env, &subnets, &role, "1.33", 2).await;
-    let c = env.client("prod").await;
+    let (env, c) = prod_nodegroup(Duration::from_secs(3), "1.33", 2).await;
     workload(&*c, 1, 0).await;
     wait_running(&env, 1).await;
 
@@ -333,15 +327,7 @@ async fn delete_waits_for_the_budget_until_the_drain_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_in_drains_the_nodes_it_removes() {
-    let env = env_with_drain_timeout(Duration::from_secs(60)).await;
-    let (subnets, role) = env
-        .cluster(
-            "prod",
-            &[("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")],
-        )
-        .await;
-    create_nodegroup(&env, &subnets, &role, "1.33", 3).await;
-    let c = env.client("prod").await;
+    let (env, c) = prod_nodegroup(Duration::from_secs(60), "1.33", 3).await;
     workload(&*c, 3, 1).await;
     wait_running(&env, 3).await;
     env.call(
