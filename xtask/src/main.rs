@@ -27,6 +27,8 @@ const SERVICES: &[&str] = &[
     "kms",
     "secretsmanager",
     "eks-auth",
+    "logs",
+    "efs",
 ];
 
 /// Keys whose string values are prose (removed wherever they appear).

@@ -331,6 +331,14 @@ static EMBEDDED: &[(&str, &[u8])] = &[
         "eks-auth",
         include_bytes!("../../../models/aws/eks-auth/2023-11-26/service-2.json.gz"),
     ),
+    (
+        "logs",
+        include_bytes!("../../../models/aws/logs/2014-03-28/service-2.json.gz"),
+    ),
+    (
+        "efs",
+        include_bytes!("../../../models/aws/efs/2015-02-01/service-2.json.gz"),
+    ),
 ];
 
 /// Every service's routing facts, known without parsing the big models: what the gateway needs to
@@ -394,6 +402,22 @@ pub const SERVICES: &[ServiceInfo] = &[
         Protocol::RestJson,
         None,
         "2023-11-26",
+    ),
+    // CloudWatch Logs: EKS control plane logs land here (`/aws/eks/<cluster>/cluster`).
+    info(
+        "logs",
+        "logs",
+        Protocol::Json,
+        Some("Logs_20140328"),
+        "2014-03-28",
+    ),
+    // EFS: file systems for ReadWriteMany volumes through the EFS CSI driver.
+    info(
+        "efs",
+        "elasticfilesystem",
+        Protocol::RestJson,
+        None,
+        "2015-02-01",
     ),
 ];
 

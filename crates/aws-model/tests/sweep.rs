@@ -56,7 +56,7 @@ fn headers_of(v: &Value) -> http::HeaderMap {
 #[test]
 fn every_operation_decodes_what_botocore_sends() {
     let rows = load_gz("sweep-requests.json.gz");
-    assert_eq!(rows.len(), 1339);
+    assert_eq!(rows.len(), 1481);
     let mut failures = Vec::new();
     for row in &rows {
         let svc = service(row["service"].as_str().expect("service")).expect("model");

@@ -22,6 +22,7 @@ pub mod eks_auth;
 pub mod elbv2;
 pub mod iam;
 pub mod kms;
+pub mod logs;
 pub mod route53;
 pub mod secretsmanager;
 pub mod sts;
@@ -48,6 +49,7 @@ pub async fn dispatch(
         "kms" => kms::dispatch(ctx, operation, input).await,
         "secretsmanager" => secretsmanager::dispatch(ctx, operation, input).await,
         "eks-auth" => eks_auth::dispatch(ctx, operation, input).await,
+        "logs" => logs::dispatch(ctx, operation, input).await,
         other => Err(AwsError::new(
             "UnknownService",
             format!("Skiff does not serve the service '{other}'"),
