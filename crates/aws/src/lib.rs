@@ -17,6 +17,7 @@ pub mod resources;
 pub mod autoscaling;
 pub mod ec2;
 pub mod ecr;
+pub mod efs;
 pub mod eks;
 pub mod eks_auth;
 pub mod elbv2;
@@ -50,6 +51,7 @@ pub async fn dispatch(
         "secretsmanager" => secretsmanager::dispatch(ctx, operation, input).await,
         "eks-auth" => eks_auth::dispatch(ctx, operation, input).await,
         "logs" => logs::dispatch(ctx, operation, input).await,
+        "elasticfilesystem" => efs::dispatch(ctx, operation, input).await,
         other => Err(AwsError::new(
             "UnknownService",
             format!("Skiff does not serve the service '{other}'"),
