@@ -63,6 +63,12 @@ pub const INTEGRATIONS: &[Integration] = &[
             ))
         },
     },
+    // The EFS CSI driver (access points for ReadWriteMany claims; no attach step).
+    Integration {
+        name: "efs-csi-controller",
+        user: crate::efs_csi::CONTROLLER_USER,
+        start: |c| tokio::spawn(crate::efs_csi::run(c.client, c.store, c.binding, c.shutdown)),
+    },
     // EKS add-ons: the self-managed defaults (aws-node, kube-proxy, CoreDNS) and the add-on API's.
     Integration {
         name: "eks-addon-manager",

@@ -31,6 +31,7 @@ pub mod control_plane;
 pub mod demo;
 pub mod drain;
 pub mod ebs_csi;
+pub mod efs_csi;
 pub mod eks_token;
 pub mod external_dns;
 pub mod fargate;

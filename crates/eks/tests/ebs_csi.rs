@@ -401,3 +401,182 @@ async fn claims_become_volumes_attached_expanded_and_deleted() {
     })
     .await;
 }
+
+/// The EFS CSI driver beside the EBS one: its CSIDriver (no attach), its CSINode entry, an `efs-ap`
+/// class whose claims become access points with GIDs from the class's range and zone-free RWX PVs,
+/// a class missing a parameter gets the driver's ProvisioningFailed event, and a released `Delete`
+/// volume loses its access point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn efs_claims_become_access_points_and_go_with_their_volumes() {
+    use skiff_eks::efs_csi;
+    let env = Env::start().await;
+    let (subnets, _) = env.cluster("prod", &[("10.0.1.0/24", "us-east-1a")]).await;
+    let inst = env
+        .call(
+            "ec2",
+            "RunInstances",
+            json!({"ImageId": "ami-0123456789abcdef0", "MinCount": 1, "MaxCount": 1,
+                   "InstanceType": "t3.medium", "SubnetId": subnets[0]}),
+        )
+        .await["Instances"][0]["InstanceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fs = env
+        .call(
+            "elasticfilesystem",
+            "CreateFileSystem",
+            json!({"CreationToken": "shared"}),
+        )
+        .await["FileSystemId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let client = env.client("prod").await;
+    let client = &*client;
+    create(
+        client,
+        &ebs_csi::nodes(),
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": {
+            "topology.kubernetes.io/zone": "us-east-1a", "node.kubernetes.io/instance-type": "t3.medium"}},
+            "spec": {"providerID": format!("aws:///us-east-1a/{inst}")}}),
+    )
+    .await;
+    wait_for("EFS CSIDriver", T, || async {
+        get(client, &ebs_csi::csi_drivers(), efs_csi::DRIVER)
+            .await
+            .is_some_and(|d| d["spec"]["attachRequired"] == false)
+    })
+    .await;
+    wait_for("EFS in the CSINode", T, || async {
+        get(client, &ebs_csi::csi_nodes(), "n1")
+            .await
+            .is_some_and(|n| {
+                n["spec"]["drivers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|d| d["name"] == efs_csi::DRIVER && d["nodeID"] == inst.as_str())
+            })
+    })
+    .await;
+
+    for (name, params) in [
+        (
+            "efs-sc",
+            json!({"provisioningMode": "efs-ap", "fileSystemId": fs, "directoryPerms": "700",
+            "gidRangeStart": "1000", "gidRangeEnd": "2000", "basePath": "/dynamic"}),
+        ),
+        (
+            "efs-broken",
+            json!({"provisioningMode": "efs-ap", "directoryPerms": "700"}),
+        ),
+    ] {
+        create(
+            client,
+            &ebs_csi::storage_classes(),
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": name}, "provisioner": efs_csi::DRIVER, "parameters": params,
+                "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}),
+        )
+        .await;
+    }
+    let rwx = |name: &str, class: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+            "spec": {"storageClassName": class, "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": "5Gi"}}}})
+    };
+    let a = create(client, &ns(ebs_csi::pvcs()), rwx("shared-a", "efs-sc")).await;
+    let b = create(client, &ns(ebs_csi::pvcs()), rwx("shared-b", "efs-sc")).await;
+    let mut gids = Vec::new();
+    for claim in [&a, &b] {
+        let name = claim["metadata"]["name"].as_str().unwrap().to_string();
+        let pv_name = format!("pvc-{}", claim["metadata"]["uid"].as_str().unwrap());
+        wait_for("EFS claim bound", T, || async {
+            get(client, &ns(ebs_csi::pvcs()), &name)
+                .await
+                .is_some_and(|c| c["status"]["phase"] == "Bound")
+        })
+        .await;
+        let pv = get(client, &ebs_csi::pvs(), &pv_name).await.unwrap();
+        assert!(
+            pv["spec"]["nodeAffinity"].is_null(),
+            "EFS volumes are zone-free"
+        );
+        assert_eq!(pv["spec"]["accessModes"], json!(["ReadWriteMany"]));
+        let handle = pv["spec"]["csi"]["volumeHandle"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (fs_of_pv, ap_id) = handle.split_once("::").expect("fs::fsap handle");
+        assert_eq!(fs_of_pv, fs);
+        let ap = env
+            .call(
+                "elasticfilesystem",
+                "DescribeAccessPoints",
+                json!({"AccessPointId": ap_id}),
+            )
+            .await["AccessPoints"][0]
+            .clone();
+        assert_eq!(ap["ClientToken"], pv_name.as_str());
+        assert!(
+            ap["RootDirectory"]["Path"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("/dynamic/{pv_name}-"))
+        );
+        assert_eq!(ap["RootDirectory"]["CreationInfo"]["Permissions"], "700");
+        gids.push(ap["PosixUser"]["Gid"].as_i64().unwrap());
+    }
+    gids.sort_unstable();
+    assert_eq!(
+        gids,
+        [1000, 1001],
+        "GIDs come from the class's range, one per claim"
+    );
+
+    let broken = create(client, &ns(ebs_csi::pvcs()), rwx("broken", "efs-broken")).await;
+    let uid = broken["metadata"]["uid"].as_str().unwrap().to_string();
+    wait_for("ProvisioningFailed event", T, || async {
+        client
+            .list(
+                &ns(ResourceRef::new("", "v1", "events")),
+                &Default::default(),
+            )
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e["involvedObject"]["uid"] == uid.as_str()
+                    && e["reason"] == "ProvisioningFailed"
+                    && e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("Missing fileSystemId parameter"))
+            })
+    })
+    .await;
+
+    client
+        .delete(&ns(ebs_csi::pvcs()), "shared-a", &DeleteOptions::default())
+        .await
+        .unwrap();
+    let pv_a = format!("pvc-{}", a["metadata"]["uid"].as_str().unwrap());
+    wait_for(
+        "released EFS volume deleted with its access point",
+        T,
+        || async { get(client, &ebs_csi::pvs(), &pv_a).await.is_none() },
+    )
+    .await;
+    let left = env
+        .call(
+            "elasticfilesystem",
+            "DescribeAccessPoints",
+            json!({"FileSystemId": fs}),
+        )
+        .await["AccessPoints"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(left, 1, "only shared-b's access point is left");
+}
