@@ -351,15 +351,39 @@ pub struct EksTokenAuthenticator {
     store: Arc<dyn Store>,
     binding: EksBinding,
     cluster_id: String,
+    /// The `authenticator` control plane log (shipped when the cluster enables it).
+    logs: crate::control_plane_logging::LogShipper,
 }
 
 impl EksTokenAuthenticator {
+    /// Must be called inside a tokio runtime (it starts the authenticator log's flusher).
     pub fn new(store: Arc<dyn Store>, binding: EksBinding, cluster_id: &str) -> Self {
+        let logs = crate::control_plane_logging::LogShipper::start(
+            store.clone(),
+            binding.clone(),
+            cluster_id.to_string(),
+        );
         Self {
             store,
             binding,
             cluster_id: cluster_id.to_string(),
+            logs,
         }
+    }
+
+    /// One aws-iam-authenticator log line (its logrus text format).
+    fn log(&self, level: &str, msg: &str, fields: &[(&str, String)]) {
+        let mut line = format!(
+            "time=\"{}\" level={level} msg=\"{msg}\"",
+            jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or_else(|_| jiff::Timestamp::now())
+        );
+        for (k, v) in fields {
+            line.push_str(&format!(" {k}={v:?}"));
+        }
+        self.logs
+            .log(crate::control_plane_logging::LogType::Authenticator, line);
     }
 
     /// Map a verified identity to a user, or None when no entry, bootstrap grant or aws-auth row
@@ -434,15 +458,32 @@ impl EksTokenAuthenticator {
 #[async_trait::async_trait]
 impl TokenAuthenticator for EksTokenAuthenticator {
     async fn authenticate_token(&self, token: &str) -> Result<Option<UserInfo>, AuthnError> {
-        let id = verify_token(
+        let id = match verify_token(
             &*self.store,
             &self.binding.name,
             token,
             jiff::Timestamp::now(),
         )
-        .await?;
+        .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                self.log("warning", "access denied", &[("error", e.to_string())]);
+                return Err(e);
+            }
+        };
         let Some(m) = self.map(&id).await? else {
             tracing::info!(arn = %id.arn, cluster = %self.binding.name, "EKS token of an unmapped principal");
+            self.log(
+                "warning",
+                "access denied",
+                &[
+                    ("arn", id.arn.clone()),
+                    ("error", "ARN is not mapped".to_string()),
+                    ("method", "POST".to_string()),
+                    ("path", "/authenticate".to_string()),
+                ],
+            );
             return Err(unauthorized(format!(
                 "ARN {} is not mapped to a user of this cluster",
                 id.canonical_arn
@@ -459,9 +500,22 @@ impl TokenAuthenticator for EksTokenAuthenticator {
         if !m.namespaced.is_empty() {
             extra.insert(NAMESPACED_POLICIES_EXTRA.to_string(), m.namespaced);
         }
+        let uid = format!("aws-iam-authenticator:{}:{}", id.account_id, id.user_id);
+        self.log(
+            "info",
+            "access granted",
+            &[
+                ("arn", id.arn.clone()),
+                ("groups", format!("[{}]", m.groups.join(" "))),
+                ("method", "POST".to_string()),
+                ("path", "/authenticate".to_string()),
+                ("uid", uid.clone()),
+                ("username", m.username.clone()),
+            ],
+        );
         Ok(Some(UserInfo {
             name: m.username,
-            uid: format!("aws-iam-authenticator:{}:{}", id.account_id, id.user_id),
+            uid,
             groups: m.groups,
             extra,
         }))

@@ -69,6 +69,20 @@ pub const INTEGRATIONS: &[Integration] = &[
         user: crate::efs_csi::CONTROLLER_USER,
         start: |c| tokio::spawn(crate::efs_csi::run(c.client, c.store, c.binding, c.shutdown)),
     },
+    // Control plane logging: the controllers' and scheduler's log lines to CloudWatch Logs.
+    Integration {
+        name: "control-plane-logging",
+        user: crate::control_plane_logging::USER,
+        start: |c| {
+            tokio::spawn(crate::control_plane_logging::run(
+                c.client,
+                c.store,
+                c.binding,
+                c.cluster_id,
+                c.shutdown,
+            ))
+        },
+    },
     // EKS add-ons: the self-managed defaults (aws-node, kube-proxy, CoreDNS) and the add-on API's.
     Integration {
         name: "eks-addon-manager",

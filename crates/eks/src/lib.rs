@@ -28,6 +28,7 @@ pub mod cluster_autoscaler_model;
 pub mod cluster_dir;
 pub mod cluster_lifecycle;
 pub mod control_plane;
+pub mod control_plane_logging;
 pub mod demo;
 pub mod drain;
 pub mod ebs_csi;

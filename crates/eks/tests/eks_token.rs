@@ -2,6 +2,8 @@
 //! `aws eks get-token` in `crates/skiff/tests/eks_cli.rs`).
 
 use base64::Engine;
+mod nodegroups_support;
+
 use skiff_eks::eks_token::{TOKEN_PREFIX, verify_token};
 
 fn token(url: &str) -> String {
@@ -56,4 +58,126 @@ async fn refusals_name_their_reason() {
         .unwrap_err()
         .0;
     assert!(e.contains("not properly formatted"), "{e}");
+}
+
+/// Control plane logging: with `authenticator`, `scheduler` and `controllerManager` enabled, a
+/// refused token and the scheduler's and controllers' Events land in CloudWatch Logs under
+/// `/aws/eks/<cluster>/cluster`, each in its component's stream; a disabled type ships nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_logs_reach_cloudwatch_logs() {
+    use serde_json::json;
+    use skiff_apiserver::authn::token_hook::TokenAuthenticator;
+    use skiff_eks::control_plane_logging::{LogType, log_group};
+    use skiff_k8s_core::client::{ResourceRef, WriteOptions};
+    use std::time::Duration;
+
+    let env = nodegroups_support::Env::start().await;
+    env.cluster("prod", &[("10.0.1.0/24", "us-east-1a")]).await;
+    env.call(
+        "eks",
+        "UpdateClusterConfig",
+        json!({"name": "prod", "logging": {"clusterLogging": [
+            {"types": ["authenticator", "scheduler", "controllerManager"], "enabled": true},
+            {"types": ["api", "audit"], "enabled": false}]}}),
+    )
+    .await;
+    let record = env
+        .call("eks", "DescribeCluster", json!({"name": "prod"}))
+        .await;
+    let binding = skiff_eks::cluster_dir::EksBinding {
+        account: "000000000000".into(),
+        region: "us-east-1".into(),
+        name: "prod".into(),
+        issuer: record["cluster"]["identity"]["oidc"]["issuer"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let authn =
+        skiff_eks::eks_token::EksTokenAuthenticator::new(env.store.clone(), binding, "prod");
+    assert!(authn.authenticate_token("k8s-aws-v1.%%%").await.is_err());
+
+    let client = env.client("prod").await;
+    let events = ResourceRef::new("", "v1", "events").in_namespace("default");
+    for (name, component, reason) in [
+        ("e1", "default-scheduler", "Scheduled"),
+        ("e2", "replicaset-controller", "SuccessfulCreate"),
+        ("e3", "kubelet", "Pulled"),
+    ] {
+        client
+            .create(
+                &events,
+                json!({"apiVersion": "v1", "kind": "Event",
+                    "metadata": {"name": name, "namespace": "default"},
+                    "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web-1", "apiVersion": "v1"},
+                    "reason": reason, "message": format!("{reason} happened"), "type": "Normal",
+                    "source": {"component": component}}),
+                &WriteOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    let group = log_group("prod");
+    // Streams are named after the control plane's id: find them by their component prefix.
+    let messages = |t: LogType| {
+        let env = &env;
+        let group = group.clone();
+        async move {
+            let out = skiff_aws::dispatch(
+                &env.ctx,
+                "logs",
+                "FilterLogEvents",
+                json!({"logGroupName": group, "logStreamNamePrefix": format!("{}-", t.stream_prefix())}),
+            )
+            .await;
+            out.map(|v| {
+                v["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["message"].as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (auth, sched, cm) = loop {
+        let auth = messages(LogType::Authenticator).await;
+        let sched = messages(LogType::Scheduler).await;
+        let cm = messages(LogType::ControllerManager).await;
+        if !auth.is_empty() && !sched.is_empty() && !cm.is_empty() {
+            break (auth, sched, cm);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "logs not shipped: {auth:?} {sched:?} {cm:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        auth[0].contains("level=warning msg=\"access denied\""),
+        "{auth:?}"
+    );
+    assert!(
+        sched.iter().any(|m| m.contains("reason=\"Scheduled\"")),
+        "{sched:?}"
+    );
+    assert!(
+        cm.iter().any(|m| m.contains("reason=\"SuccessfulCreate\"")),
+        "{cm:?}"
+    );
+    assert!(
+        !sched.iter().chain(&cm).any(|m| m.contains("Pulled")),
+        "kubelet events are not control plane logs"
+    );
+    let streams = env
+        .call("logs", "DescribeLogStreams", json!({"logGroupName": group}))
+        .await;
+    assert_eq!(
+        streams["logStreams"].as_array().unwrap().len(),
+        3,
+        "no api/audit streams while those types are disabled: {streams}"
+    );
 }
