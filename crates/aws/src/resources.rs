@@ -103,6 +103,23 @@ pub async fn commit(store: &dyn Store, ops: Vec<Op>) -> Result<Revision, Option<
     }
 }
 
+/// An opaque paging token for an offset into a sorted listing (services with `NextToken`/`Marker`
+/// paging over records they sort themselves).
+pub fn offset_token(offset: usize) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("skiff:{offset}"))
+}
+
+/// The offset an [`offset_token`] names; `None` for anything else (each service words the error).
+pub fn offset_from_token(token: &str) -> Option<usize> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("skiff:").and_then(|n| n.parse().ok()))
+}
+
 /// AWS-style resource id: `prefix-` + 17 lowercase hex digits (`vpc-0a1b2c3d4e5f67890`).
 pub fn new_id(prefix: &str) -> String {
     use rand::Rng;

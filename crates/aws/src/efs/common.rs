@@ -221,19 +221,15 @@ pub async fn access_points_of(ctx: &RequestContext, fs_id: &str) -> EfsResult<Ve
 
 /// Opaque paging marker: the offset into a sorted listing.
 pub fn marker_of(offset: usize) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(format!("skiff:{offset}"))
+    resources::offset_token(offset)
 }
 
 pub fn offset_of(marker: Option<&str>) -> EfsResult<usize> {
-    use base64::Engine;
-    let Some(m) = marker else { return Ok(0) };
-    base64::engine::general_purpose::STANDARD
-        .decode(m)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("skiff:").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| EfsError::BadRequest("The marker is invalid.".into()))
+    match marker {
+        None => Ok(0),
+        Some(m) => resources::offset_from_token(m)
+            .ok_or_else(|| EfsError::BadRequest("The marker is invalid.".into())),
+    }
 }
 
 /// `MaxItems`/`MaxResults` (sent as query strings: numbers or text).

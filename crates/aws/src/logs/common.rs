@@ -267,19 +267,16 @@ pub fn tags_of(input: &Value, member: &str) -> BTreeMap<String, String> {
 
 /// Opaque paging token over a sorted list: the offset, so any page boundary resumes exactly.
 pub fn token_of(offset: usize) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(format!("skiff:{offset}"))
+    resources::offset_token(offset)
 }
 
 pub fn offset_of(token: Option<&str>) -> LogsResult<usize> {
-    use base64::Engine;
-    let Some(token) = token else { return Ok(0) };
-    base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("skiff:").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| LogsError::InvalidParameter("The specified nextToken is invalid.".into()))
+    match token {
+        None => Ok(0),
+        Some(t) => resources::offset_from_token(t).ok_or_else(|| {
+            LogsError::InvalidParameter("The specified nextToken is invalid.".into())
+        }),
+    }
 }
 
 /// The DescribeLogStreams entry.
