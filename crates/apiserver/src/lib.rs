@@ -19,6 +19,7 @@ pub mod authz;
 pub mod client;
 pub mod http;
 pub mod kinds;
+pub mod metrics_api;
 pub mod openapi;
 pub mod pki;
 pub mod registry;

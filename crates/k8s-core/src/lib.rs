@@ -23,5 +23,6 @@ pub mod patch_meta;
 pub mod protobuf;
 pub mod quantity;
 pub mod selector;
+pub mod simulated_usage;
 pub mod status;
 pub mod validation;

@@ -33,11 +33,34 @@ pub struct HookRequest<'a> {
     pub dry_run: bool,
 }
 
-/// A create-only resource (POST returns the evaluated object, nothing is stored).
+/// A resource that is not stored: create-only reviews (POST returns the evaluated object) and
+/// computed read-only resources (`metrics.k8s.io`: GET and LIST answer from other objects).
 #[async_trait::async_trait]
 pub trait CreateOnlyResource: Send + Sync + 'static {
     fn info(&self) -> &ResourceInfo;
+    /// The verbs discovery shows and the HTTP layer routes here.
+    fn verbs(&self) -> &'static [&'static str] {
+        &["create"]
+    }
     async fn create(&self, req: &HookRequest<'_>, body: Value) -> Result<Value, HookError>;
+    /// GET of one object (`name`), for resources whose [`Self::verbs`] include `get`.
+    async fn get(&self, _req: &HookRequest<'_>, name: &str) -> Result<Value, HookError> {
+        Err(HookError::NotFound {
+            resource: self.info().plural.clone(),
+            name: name.to_string(),
+        })
+    }
+    /// LIST with an optional label selector, for resources whose [`Self::verbs`] include `list`.
+    async fn list(
+        &self,
+        _req: &HookRequest<'_>,
+        _label_selector: Option<&str>,
+    ) -> Result<Value, HookError> {
+        Err(HookError::BadRequest(format!(
+            "{} cannot be listed",
+            self.info().plural
+        )))
+    }
 }
 
 /// A POST-able subresource of a stored resource (`serviceaccounts/token`).
