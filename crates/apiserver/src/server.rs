@@ -261,6 +261,19 @@ fn pod_subresources(
     {
         create_only.push(Arc::new(LegacyBindings::new(registry.clone())));
     }
+    // metrics.k8s.io (what metrics-server serves on EKS), unless the caller brings its own.
+    if registry.kind("", "nodes").is_some()
+        && !create_only
+            .iter()
+            .any(|c| c.info().group == crate::metrics_api::GROUP)
+    {
+        create_only.push(Arc::new(crate::metrics_api::PodMetricsResource::new(
+            registry.clone(),
+        )));
+        create_only.push(Arc::new(crate::metrics_api::NodeMetricsResource::new(
+            registry.clone(),
+        )));
+    }
     (create_only, subresources)
 }
 

@@ -717,3 +717,117 @@ spec:
         }
     }
 }
+
+/// `kubectl top` reads metrics.k8s.io: Running pods report their simulated usage (annotation, else
+/// half their requests), nodes the sum of their pods plus the node's own overhead; discovery lists
+/// the group with get/list only, and a write to it is refused.
+#[tokio::test]
+async fn kubectl_top_reads_the_metrics_api() {
+    let cfg =
+        skiff_apiserver::server::ClusterApiConfig::new("metrics", "127.0.0.1:0".parse().unwrap());
+    let s = server_with(cfg).await;
+    let k = Kubectl::new(&s.base);
+    k.ok(
+        &["apply", "-f", "-"],
+        Some(
+            "apiVersion: v1
+kind: Node
+metadata:
+  name: n1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  annotations:
+    skiff.dev/memory-usage: 96Mi
+spec:
+  nodeName: n1
+  containers:
+  - name: nginx
+    image: nginx
+    resources:
+      requests: {cpu: 400m, memory: 128Mi}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: idle
+spec:
+  nodeName: n1
+  containers:
+  - name: c
+    image: busybox
+",
+        ),
+    )
+    .await;
+    // No kubelet here: mark the pods Running as one would report them.
+    for pod in ["web", "idle"] {
+        k.ok(
+            &[
+                "patch",
+                "pod",
+                pod,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"phase":"Running"}}"#,
+            ],
+            None,
+        )
+        .await;
+    }
+    let out = k.ok(&["top", "pod", "--no-headers"], None).await;
+    let web = out
+        .lines()
+        .find(|l| l.starts_with("web"))
+        .unwrap_or_default();
+    let cols: Vec<&str> = web.split_whitespace().collect();
+    assert_eq!(cols, ["web", "200m", "96Mi"], "{out}");
+    let out = k
+        .ok(&["top", "pod", "web", "--containers", "--no-headers"], None)
+        .await;
+    assert!(out.contains("nginx") && out.contains("200m"), "{out}");
+    let out = k.ok(&["top", "node", "--no-headers"], None).await;
+    let cols: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(cols[0], "n1", "{out}");
+    assert_eq!(
+        cols[1], "240m",
+        "40m overhead + 200m of web + 0 of idle: {out}"
+    );
+    let (ok, _, err) = k
+        .run(
+            &[
+                "create",
+                "-f",
+                "-",
+                "--raw",
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+            ],
+            Some("{}"),
+        )
+        .await;
+    assert!(!ok, "metrics are read-only");
+    assert!(
+        err.contains("MethodNotAllowed") || err.contains("not supported") || err.contains("405"),
+        "{err}"
+    );
+    let out = k
+        .ok(
+            &[
+                "api-resources",
+                "--api-group=metrics.k8s.io",
+                "-o",
+                "wide",
+                "--no-headers",
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("pods") && l.contains("get,list")),
+        "{out}"
+    );
+}

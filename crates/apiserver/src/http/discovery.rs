@@ -134,7 +134,7 @@ impl Api {
             let info = h.info();
             if info.group == group && info.version == version {
                 let mut e = prune_empty(resource_entry(info));
-                e["verbs"] = json!(["create"]);
+                e["verbs"] = json!(h.verbs());
                 resources.push(e);
             }
         }

@@ -550,7 +550,8 @@ impl Api {
         }
     }
 
-    /// POST on a create-only resource (reviews); anything else on an unknown resource is 404.
+    /// A resource that is not stored: POST on a review, GET/LIST on a computed resource; anything
+    /// else on an unknown resource is 404.
     async fn create_only(&self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         let info = ctx.info;
         let Some(h) = self.create_only.iter().find(|h| {
@@ -560,12 +561,29 @@ impl Api {
             return Err(not_found_path());
         };
         let hi = h.info().clone();
-        if info.verb != "create" || !info.subresource.is_empty() {
+        if !h.verbs().contains(&info.verb.as_str()) || !info.subresource.is_empty() {
             return Err(ApiError::MethodNotSupported {
                 group: hi.group.clone(),
                 resource: hi.plural.clone(),
                 action: info.verb.clone(),
             });
+        }
+        // Computed read-only resources (metrics.k8s.io) answer GET and LIST.
+        if matches!(info.verb.as_str(), "get" | "list") {
+            let ns = (!info.namespace.is_empty()).then_some(info.namespace.as_str());
+            let req = HookRequest {
+                user: ctx.user,
+                namespace: ns,
+                name: None,
+                dry_run: false,
+            };
+            let out = if info.verb == "get" {
+                h.get(&req, &info.name).await
+            } else {
+                h.list(&req, ctx.query.get("labelSelector")).await
+            }
+            .map_err(|e| hook_error(e, &hi.group, &hi.plural, &hi.kind, ""))?;
+            return Ok(Reply::json(StatusCode::OK, &out));
         }
         let opts = write_options(ctx)?;
         let body = decode_body(ctx)?;
