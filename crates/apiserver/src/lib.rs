@@ -13,6 +13,7 @@
 //! list/watch every kind goes through; in-process clients call it directly).
 
 pub mod admission;
+pub mod audit;
 pub mod auth_apis;
 pub mod authn;
 pub mod authz;

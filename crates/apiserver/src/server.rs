@@ -59,6 +59,8 @@ pub struct ClusterApiConfig {
     pub kinds: Vec<Arc<dyn Strategy>>,
     /// Mutating admission after the built-in plugins (mutating webhooks' place).
     pub external_mutators: Vec<Arc<dyn crate::admission::ExternalMutator>>,
+    /// Where each request's audit event goes (EKS: the `audit` control plane log).
+    pub audit: Option<Arc<dyn crate::audit::AuditSink>>,
 }
 
 impl ClusterApiConfig {
@@ -77,6 +79,7 @@ impl ClusterApiConfig {
             node_port_range: 30000..=32767,
             kinds: crate::kinds::builtin(),
             external_mutators: Vec::new(),
+            audit: None,
         }
     }
 }
@@ -313,6 +316,7 @@ pub async fn start(store: Arc<dyn Store>, cfg: ClusterApiConfig) -> Result<Runni
         subresources,
         server_address: local_addr.to_string(),
         version: version_document(&cfg.kubernetes_version),
+        audit: cfg.audit.clone(),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let tasks = vec![

@@ -831,3 +831,47 @@ spec:
         "{out}"
     );
 }
+
+/// Every request kubectl makes reaches the audit sink as a `Metadata`-level audit.k8s.io/v1 Event
+/// naming the verb, the object and the answer.
+#[tokio::test]
+async fn requests_are_audited() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<serde_json::Value>>);
+    impl skiff_apiserver::audit::AuditSink for Collect {
+        fn record(&self, event: serde_json::Value) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+    let sink = Arc::new(Collect::default());
+    let mut cfg =
+        skiff_apiserver::server::ClusterApiConfig::new("audited", "127.0.0.1:0".parse().unwrap());
+    cfg.audit = Some(sink.clone());
+    let s = server_with(cfg).await;
+    let k = Kubectl::new(&s.base);
+    k.ok(
+        &["create", "configmap", "settings", "--from-literal=a=b"],
+        None,
+    )
+    .await;
+    let (ok, _, _) = k.run(&["get", "configmap", "missing"], None).await;
+    assert!(!ok);
+    let events = sink.0.lock().unwrap().clone();
+    let create = events
+        .iter()
+        .find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "configmaps")
+        .expect("the create is audited");
+    assert_eq!(create["apiVersion"], "audit.k8s.io/v1");
+    assert_eq!(create["level"], "Metadata");
+    assert_eq!(create["stage"], "ResponseComplete");
+    assert_eq!(create["responseStatus"]["code"], 201);
+    assert_eq!(create["objectRef"]["namespace"], "default");
+    assert!(create["userAgent"].as_str().unwrap().starts_with("kubectl"));
+    let missing = events
+        .iter()
+        .find(|e| e["verb"] == "get" && e["objectRef"]["name"] == "missing")
+        .expect("the failed get is audited");
+    assert_eq!(missing["responseStatus"]["code"], 404);
+}

@@ -288,10 +288,13 @@ impl ControlPlanes {
         // default policy, the review APIs and TokenRequest: one stack per cluster.
         // EKS clusters sign ServiceAccount tokens as their OIDC issuer (IRSA), and accept
         // `aws eks get-token` tokens mapped through access entries and aws-auth.
-        let (issuer, extra_tokens) = match &record.eks {
+        let (issuer, extra_tokens, audit) = match &record.eks {
             Some(eks) if !eks.issuer.is_empty() => {
                 eks_token::ensure_access_policy_bindings(&*store, &id).await?;
                 let hook = Arc::new(EksTokenAuthenticator::new(store.clone(), eks.clone(), &id));
+                // The `audit` control plane log: the API server's events through the same shipper.
+                let audit: Arc<dyn skiff_apiserver::audit::AuditSink> =
+                    Arc::new(hook.log_shipper());
                 let prefixed: Arc<dyn Authenticator> = Arc::new(PrefixedTokenAuthenticator::new(
                     eks_token::TOKEN_PREFIX,
                     hook,
@@ -305,9 +308,13 @@ impl ControlPlanes {
                         &eks.name,
                     ),
                 );
-                (eks.issuer.clone(), vec![prefixed, idp])
+                (eks.issuer.clone(), vec![prefixed, idp], Some(audit))
             }
-            _ => (format!("https://127.0.0.1:{}", record.port), Vec::new()),
+            _ => (
+                format!("https://127.0.0.1:{}", record.port),
+                Vec::new(),
+                None,
+            ),
         };
         let auth = AuthStack::build(store.clone(), &id, &pki, &issuer, extra_tokens)
             .await
@@ -321,6 +328,7 @@ impl ControlPlanes {
         let mut cfg =
             ClusterApiConfig::new(id.clone(), SocketAddr::from(([127, 0, 0, 1], record.port)));
         cfg.kubernetes_version = record.kubernetes_version.clone();
+        cfg.audit = audit;
         cfg.tls = Some(TlsConfig {
             serving_cert_pem: pki.serving_cert_pem.clone(),
             serving_key_pem: pki.serving_key_pem.clone(),

@@ -10,7 +10,7 @@
 //! not enabled at flush time is dropped, so enabling a type ships from then on, as on EKS.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -100,22 +100,44 @@ pub fn klog_line(at: jiff::Timestamp, warning: bool, source: &str, text: &str) -
     )
 }
 
+const ALL_TYPES: [LogType; 5] = [
+    LogType::Api,
+    LogType::Audit,
+    LogType::Authenticator,
+    LogType::ControllerManager,
+    LogType::Scheduler,
+];
+
+fn bit(t: LogType) -> u8 {
+    1 << (t as u8)
+}
+
 /// A component's handle for queueing log lines (cheap to clone).
 #[derive(Clone)]
 pub struct LogShipper {
     tx: mpsc::Sender<(LogType, i64, String)>,
     dropped: Arc<AtomicU64>,
+    /// The enabled types as bits, refreshed by the flusher every second: lets a busy source (the
+    /// audit of every request) skip building lines nobody ships.
+    enabled: Arc<AtomicU8>,
 }
 
 impl LogShipper {
     /// Starts the flusher for one cluster; it ends once every handle is dropped (after a last flush).
     pub fn start(store: Arc<dyn Store>, binding: EksBinding, cluster_id: String) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(flush_loop(store, binding, cluster_id, rx));
+        let enabled = Arc::new(AtomicU8::new(0));
+        tokio::spawn(flush_loop(store, binding, cluster_id, rx, enabled.clone()));
         Self {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
+            enabled,
         }
+    }
+
+    /// Whether the cluster ships `t` (as of the last refresh, at most a second ago).
+    pub fn enabled(&self, t: LogType) -> bool {
+        self.enabled.load(Ordering::Relaxed) & bit(t) != 0
     }
 
     pub fn log(&self, t: LogType, line: String) {
@@ -136,6 +158,7 @@ async fn flush_loop(
     binding: EksBinding,
     cluster_id: String,
     mut rx: mpsc::Receiver<(LogType, i64, String)>,
+    enabled_bits: Arc<AtomicU8>,
 ) {
     let key = format!(
         "/aws/{}/{}/eks/cluster/{}",
@@ -158,23 +181,22 @@ async fn flush_loop(
                 _ = &mut deadline => break,
             }
         }
-        if batch.is_empty() {
-            continue;
-        }
         let enabled: Vec<String> = match store.get(&key).await {
             Ok(Some(kv)) => serde_json::from_slice::<Value>(&kv.value)
                 .map(|c| enabled_types(&c).into_iter().map(str::to_string).collect())
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
+        let bits = ALL_TYPES
+            .iter()
+            .filter(|t| enabled.iter().any(|e| e == t.eks_name()))
+            .fold(0u8, |acc, t| acc | bit(*t));
+        enabled_bits.store(bits, Ordering::Relaxed);
+        if batch.is_empty() {
+            continue;
+        }
         batch.sort_by_key(|(t, at, _)| (*t, *at));
-        for t in [
-            LogType::Api,
-            LogType::Audit,
-            LogType::Authenticator,
-            LogType::ControllerManager,
-            LogType::Scheduler,
-        ] {
+        for t in ALL_TYPES {
             if !enabled.iter().any(|e| e == t.eks_name()) {
                 continue;
             }
@@ -191,6 +213,16 @@ async fn flush_loop(
                 tracing::warn!(cluster = %binding.name, %stream, error = %e, "control plane log lines not shipped");
             }
         }
+    }
+}
+
+/// The API server's audit events, one JSON line each in the `kube-apiserver-audit` stream.
+impl skiff_apiserver::audit::AuditSink for LogShipper {
+    fn enabled(&self) -> bool {
+        LogShipper::enabled(self, LogType::Audit)
+    }
+    fn record(&self, event: Value) {
+        self.log(LogType::Audit, event.to_string());
     }
 }
 

@@ -371,6 +371,11 @@ impl EksTokenAuthenticator {
         }
     }
 
+    /// The cluster's control plane log shipper (the API server's audit events share it).
+    pub fn log_shipper(&self) -> crate::control_plane_logging::LogShipper {
+        self.logs.clone()
+    }
+
     /// One aws-iam-authenticator log line (its logrus text format).
     fn log(&self, level: &str, msg: &str, fields: &[(&str, String)]) {
         let mut line = format!(

@@ -49,6 +49,8 @@ pub struct Api {
     pub server_address: String,
     /// The `/version` document.
     pub version: Value,
+    /// Where each request's audit event goes (none: no events are built).
+    pub audit: Option<Arc<dyn crate::audit::AuditSink>>,
 }
 
 /// A successful answer before it is put on the wire.
@@ -171,6 +173,7 @@ impl Api {
             + 'static
             + Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let received = jiff::Timestamp::now();
         let (parts, body) = req.into_parts();
         let query = Query::parse(parts.uri.query());
         let path = parts.uri.path().to_string();
@@ -178,9 +181,64 @@ impl Api {
 
         let user = match self.authenticate(&parts.headers, peer).await {
             Ok(u) => u,
-            Err(e) => return error_response(&e),
+            Err(e) => {
+                let r = error_response(&e);
+                self.audit(&info, &parts, None, r.status(), received);
+                return r;
+            }
         };
-        if let Err(e) = self.authorize(&info, &user).await {
+        let response = self.respond(&info, &query, &parts, &user, body).await;
+        self.audit(&info, &parts, Some(&user), response.status(), received);
+        response
+    }
+
+    /// Hands the request's audit event to the sink, if the cluster has one.
+    fn audit(
+        &self,
+        info: &RequestInfo,
+        parts: &http::request::Parts,
+        user: Option<&UserInfo>,
+        status: StatusCode,
+        received: jiff::Timestamp,
+    ) {
+        let Some(sink) = self.audit.as_ref().filter(|s| s.enabled()) else {
+            return;
+        };
+        let uri = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), ToString::to_string);
+        sink.record(crate::audit::event(&crate::audit::Request {
+            info,
+            uri: &uri,
+            user,
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+            code: status.as_u16(),
+            received,
+        }));
+    }
+
+    /// Everything after authentication: authorization, the body, the handler.
+    async fn respond<B>(
+        &self,
+        info: &RequestInfo,
+        query: &Query,
+        parts: &http::request::Parts,
+        user: &UserInfo,
+        body: B,
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: std::fmt::Display
+            + Send
+            + Sync
+            + 'static
+            + Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if let Err(e) = self.authorize(info, user).await {
             return error_response(&e);
         }
         if let Some(len) = parts
@@ -206,10 +264,10 @@ impl Api {
             }
         };
         let ctx = Ctx {
-            info: &info,
-            query: &query,
+            info,
+            query,
             headers: &parts.headers,
-            user: &user,
+            user,
             body,
         };
         let result = if info.is_resource {
