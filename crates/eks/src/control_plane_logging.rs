@@ -3,8 +3,9 @@
 //! with one stream per component: `kube-apiserver-<id>`, `kube-apiserver-audit-<id>`,
 //! `authenticator-<id>`, `kube-controller-manager-<id>`, `kube-scheduler-<id>`.
 //!
-//! Sources: the EKS token authenticator logs each decision (`authenticator`); the controllers' and
-//! the scheduler's Events are logged as those components log them, in klog form (`controllerManager`,
+//! Sources: the API server's audit events (`audit`, and its failed or slow requests for `api`); the
+//! EKS token authenticator logs each decision (`authenticator`); the controllers' and the
+//! scheduler's Events are logged as those components log them, in klog form (`controllerManager`,
 //! `scheduler`). Lines are queued without blocking the component (a full queue drops lines and counts
 //! them, rather than slow authentication), batched and appended about once a second; a type that is
 //! not enabled at flush time is dropped, so enabling a type ships from then on, as on EKS.
@@ -216,13 +217,49 @@ async fn flush_loop(
     }
 }
 
-/// The API server's audit events, one JSON line each in the `kube-apiserver-audit` stream.
+/// A request slower than this is logged in the `api` stream, as kube-apiserver traces requests
+/// over 500 ms at its default verbosity.
+const SLOW_REQUEST_MS: i64 = 500;
+
+/// kube-apiserver's request line (`httplog.go`) for a failed (5xx) or slow request, from its audit
+/// event; `None` for the ordinary ones (logged by kube-apiserver only at `-v=3`).
+pub fn api_line(event: &Value) -> Option<String> {
+    let at = |k: &str| {
+        event[k]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    };
+    let (received, done) = (at("requestReceivedTimestamp")?, at("stageTimestamp")?);
+    let latency = done.as_millisecond() - received.as_millisecond();
+    let code = event["responseStatus"]["code"].as_i64().unwrap_or(0);
+    if code < 500 && latency < SLOW_REQUEST_MS {
+        return None;
+    }
+    let text = format!(
+        "\"HTTP\" verb={:?} URI={:?} latency=\"{latency}ms\" userAgent={:?} audit-ID={:?} resp={code}",
+        event["verb"].as_str().unwrap_or_default().to_uppercase(),
+        event["requestURI"].as_str().unwrap_or_default(),
+        event["userAgent"].as_str().unwrap_or_default(),
+        event["auditID"].as_str().unwrap_or_default(),
+    );
+    Some(klog_line(done, code >= 500, "httplog.go:134", &text))
+}
+
+/// The API server's audit events: one JSON line each in the `kube-apiserver-audit` stream, and
+/// failed or slow requests as request lines in the `kube-apiserver` (`api`) stream.
 impl skiff_apiserver::audit::AuditSink for LogShipper {
     fn enabled(&self) -> bool {
-        LogShipper::enabled(self, LogType::Audit)
+        LogShipper::enabled(self, LogType::Audit) || LogShipper::enabled(self, LogType::Api)
     }
     fn record(&self, event: Value) {
-        self.log(LogType::Audit, event.to_string());
+        if LogShipper::enabled(self, LogType::Api)
+            && let Some(line) = api_line(&event)
+        {
+            self.log(LogType::Api, line);
+        }
+        if LogShipper::enabled(self, LogType::Audit) {
+            self.log(LogType::Audit, event.to_string());
+        }
     }
 }
 
@@ -295,6 +332,27 @@ pub async fn run(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn failed_and_slow_requests_are_api_lines() {
+        let e = |code: i64, end: &str| {
+            json!({"verb": "list", "requestURI": "/api/v1/pods", "auditID": "a-1", "userAgent": "kubectl",
+                "responseStatus": {"code": code}, "requestReceivedTimestamp": "2026-11-23T23:20:01.000000Z",
+                "stageTimestamp": end})
+        };
+        assert_eq!(api_line(&e(200, "2026-11-23T23:20:01.010000Z")), None);
+        let slow = api_line(&e(200, "2026-11-23T23:20:01.700000Z")).unwrap();
+        assert!(slow.starts_with("I1123 23:20:01.700000"), "{slow}");
+        assert!(
+            slow.contains("latency=\"700ms\"") && slow.contains("verb=\"LIST\""),
+            "{slow}"
+        );
+        let failed = api_line(&e(503, "2026-11-23T23:20:01.010000Z")).unwrap();
+        assert!(
+            failed.starts_with('W') && failed.contains("resp=503"),
+            "{failed}"
+        );
+    }
 
     #[test]
     fn enabled_types_follow_the_record() {
