@@ -371,6 +371,17 @@ impl ControlPlanes {
                 controllers_stopped.clone(),
             )),
             tokio::spawn(run_token_controller(store.clone(), id.clone(), pki.clone())),
+            tokio::spawn(
+                skiff_apiserver::auth_apis::root_ca_publisher::run_root_ca_publisher(
+                    store.clone(),
+                    Arc::new(RegistryClient::new(
+                        api.registry.clone(),
+                        "system:serviceaccount:kube-system:root-ca-cert-publisher",
+                    )),
+                    id.clone(),
+                    pki.ca_cert_pem.clone(),
+                ),
+            ),
             tokio::spawn(run_aggregation_controller(
                 store.clone(),
                 id.clone(),

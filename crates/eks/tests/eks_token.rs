@@ -181,3 +181,71 @@ async fn control_plane_logs_reach_cloudwatch_logs() {
         "no api/audit streams while those types are disabled: {streams}"
     );
 }
+
+/// The root CA publisher: every namespace, old and new, gets `kube-root-ca.crt` with the cluster
+/// CA; a deleted or edited copy is put back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_ca_is_published_in_every_namespace() {
+    use serde_json::json;
+    use skiff_k8s_core::client::{DeleteOptions, ResourceRef, WriteOptions};
+    use std::time::Duration;
+
+    let env = nodegroups_support::Env::start().await;
+    env.cluster("prod", &[("10.0.1.0/24", "us-east-1a")]).await;
+    let client = env.client("prod").await;
+    let cms = |ns: &str| ResourceRef::new("", "v1", "configmaps").in_namespace(ns);
+    let record = env
+        .call("eks", "DescribeCluster", json!({"name": "prod"}))
+        .await;
+    let ca = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(
+                record["cluster"]["certificateAuthority"]["data"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    client
+        .create(
+            &ResourceRef::new("", "v1", "namespaces"),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let published = |ns: &'static str| {
+        let client = client.clone();
+        let ca = ca.clone();
+        async move {
+            for _ in 0..150 {
+                if let Ok(Some(cm)) = client.get_opt(&cms(ns), "kube-root-ca.crt").await
+                    && cm["data"]["ca.crt"] == ca.as_str()
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    for ns in ["default", "kube-system", "shop"] {
+        assert!(published(ns).await, "kube-root-ca.crt in {ns}");
+    }
+    client
+        .delete(&cms("shop"), "kube-root-ca.crt", &DeleteOptions::default())
+        .await
+        .unwrap();
+    assert!(published("shop").await, "put back after a delete");
+    let mut cm = client
+        .get(&cms("default"), "kube-root-ca.crt")
+        .await
+        .unwrap();
+    cm["data"]["ca.crt"] = json!("tampered");
+    client
+        .update(&cms("default"), cm, &WriteOptions::default())
+        .await
+        .unwrap();
+    assert!(published("default").await, "corrected after an edit");
+}

@@ -17,6 +17,7 @@ use crate::registry::strategy::ResourceInfo;
 pub mod access_review;
 pub mod self_subject_review;
 pub mod stack;
+pub mod root_ca_publisher;
 pub mod token_controller;
 pub mod token_request;
 pub mod token_review;
