@@ -67,7 +67,11 @@ pub const INTEGRATIONS: &[Integration] = &[
     Integration {
         name: "efs-csi-controller",
         user: crate::efs_csi::CONTROLLER_USER,
-        start: |c| tokio::spawn(crate::efs_csi::run(c.client, c.store, c.binding, c.shutdown)),
+        start: |c| {
+            tokio::spawn(crate::efs_csi::run(
+                c.client, c.store, c.binding, c.shutdown,
+            ))
+        },
     },
     // Control plane logging: the controllers' and scheduler's log lines to CloudWatch Logs.
     Integration {

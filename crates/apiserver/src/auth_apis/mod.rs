@@ -15,9 +15,9 @@ use crate::registry::hooks::HookError;
 use crate::registry::strategy::ResourceInfo;
 
 pub mod access_review;
+pub mod root_ca_publisher;
 pub mod self_subject_review;
 pub mod stack;
-pub mod root_ca_publisher;
 pub mod token_controller;
 pub mod token_request;
 pub mod token_review;
