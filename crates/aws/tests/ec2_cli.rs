@@ -5,7 +5,7 @@
 //! `plan` / `destroy` of a VPC stack (`MAIN_TF`, hashicorp/aws from the local mirror).
 
 mod support;
-use support::{Gw, TF_PLUGINS, s, terraform};
+use support::{Gw, TfStack, s};
 
 use serde_json::Value;
 
@@ -482,32 +482,9 @@ resource "aws_volume_attachment" "data" {
 /// plan afterwards, destroy, and nothing left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terraform_vpc_stack_applies_plans_clean_and_destroys() {
-    assert!(
-        std::path::Path::new(TF_PLUGINS).exists(),
-        "the terraform AWS provider mirror {TF_PLUGINS} is missing"
-    );
     let g = Gw::start().await;
-    let dir = g.dir().join("tf");
-    std::fs::create_dir_all(&dir).expect("tf dir");
-    std::fs::write(dir.join("main.tf"), MAIN_TF).expect("write main.tf");
-    let url = g.url();
-    let plugin_dir = format!("-plugin-dir={TF_PLUGINS}");
-    let (ok, out) = terraform(&dir, &["init", "-input=false", &plugin_dir], &url).await;
-    assert!(ok, "terraform init: {out}");
-    let (ok, out) = terraform(
-        &dir,
-        &["apply", "-auto-approve", "-input=false", "-no-color"],
-        &url,
-    )
-    .await;
-    assert!(ok, "terraform apply: {out}");
-    let (ok, out) = terraform(
-        &dir,
-        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
-        &url,
-    )
-    .await;
-    assert!(ok, "plan after apply is not empty: {out}");
+    let tf = TfStack::init(&g, MAIN_TF, &[]).await;
+    tf.apply_and_plan_clean().await;
     let nat = g
         .ok(&[
             "ec2",
@@ -517,13 +494,7 @@ async fn terraform_vpc_stack_applies_plans_clean_and_destroys() {
         ])
         .await;
     assert_eq!(nat, "available");
-    let (ok, out) = terraform(
-        &dir,
-        &["destroy", "-auto-approve", "-input=false", "-no-color"],
-        &url,
-    )
-    .await;
-    assert!(ok, "terraform destroy: {out}");
+    tf.destroy().await;
     let left = g
         .ok(&[
             "ec2",

@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Gw, TF_PLUGINS, network, s, terraform};
+use support::{Gw, TfStack, network, s};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_system_mount_targets_and_access_points_with_the_aws_cli() {
@@ -126,61 +126,13 @@ resource "aws_efs_access_point" "app" {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terraform_efs_applies_plans_clean_and_destroys() {
-    assert!(
-        std::path::Path::new(TF_PLUGINS).exists(),
-        "the terraform AWS provider mirror {TF_PLUGINS} is missing"
-    );
     let gw = Gw::start().await;
     let (_vpc, subnets) = network(&gw).await;
-    let dir = gw.dir().join("tf");
-    std::fs::create_dir_all(&dir).expect("tf dir");
-    std::fs::write(dir.join("main.tf"), MAIN_TF).expect("write main.tf");
-    let url = gw.url();
-    let subnet_var = format!("-var=subnet_id={}", subnets[0]);
-    let plugin_dir = format!("-plugin-dir={TF_PLUGINS}");
-    let (ok, out) = terraform(&dir, &["init", "-input=false", &plugin_dir], &url).await;
-    assert!(ok, "terraform init: {out}");
-    let (ok, out) = terraform(
-        &dir,
-        &[
-            "apply",
-            "-auto-approve",
-            "-input=false",
-            "-no-color",
-            &subnet_var,
-        ],
-        &url,
-    )
-    .await;
-    assert!(ok, "terraform apply: {out}");
-    let (ok, out) = terraform(
-        &dir,
-        &[
-            "plan",
-            "-detailed-exitcode",
-            "-input=false",
-            "-no-color",
-            &subnet_var,
-        ],
-        &url,
-    )
-    .await;
-    assert!(ok, "plan after apply is not empty: {out}");
+    let tf = TfStack::init(&gw, MAIN_TF, &[("subnet_id", &subnets[0])]).await;
+    tf.apply_and_plan_clean().await;
     let fss = gw.ok(&["efs", "describe-file-systems"]).await;
     assert_eq!(fss["FileSystems"][0]["NumberOfMountTargets"], 1);
-    let (ok, out) = terraform(
-        &dir,
-        &[
-            "destroy",
-            "-auto-approve",
-            "-input=false",
-            "-no-color",
-            &subnet_var,
-        ],
-        &url,
-    )
-    .await;
-    assert!(ok, "terraform destroy: {out}");
+    tf.destroy().await;
     let fss = gw.ok(&["efs", "describe-file-systems"]).await;
     assert_eq!(fss["FileSystems"], json!([]));
     let enis = gw.ok(&["ec2", "describe-network-interfaces"]).await;

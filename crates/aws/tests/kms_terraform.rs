@@ -3,7 +3,7 @@
 //! an ECR repository with a lifecycle policy, and a Route 53 zone with a record.
 
 mod support;
-use support::{Gw, TF_PLUGINS, terraform};
+use support::{Gw, TfStack};
 
 const MAIN_TF: &str = r#"
 variable "endpoint" { type = string }
@@ -69,32 +69,9 @@ resource "aws_route53_record" "www" {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terraform_stack_applies_plans_clean_and_destroys() {
-    assert!(
-        std::path::Path::new(TF_PLUGINS).exists(),
-        "the terraform AWS provider mirror {TF_PLUGINS} is missing"
-    );
     let gw = Gw::start().await;
-    let dir = gw.dir().join("tf");
-    std::fs::create_dir_all(&dir).expect("tf dir");
-    std::fs::write(dir.join("main.tf"), MAIN_TF).expect("write main.tf");
-    let url = gw.url();
-    let plugin_dir = format!("-plugin-dir={TF_PLUGINS}");
-    let (ok, out) = terraform(&dir, &["init", "-input=false", &plugin_dir], &url).await;
-    assert!(ok, "terraform init: {out}");
-    let (ok, out) = terraform(
-        &dir,
-        &["apply", "-auto-approve", "-input=false", "-no-color"],
-        &url,
-    )
-    .await;
-    assert!(ok, "terraform apply: {out}");
-    let (ok, out) = terraform(
-        &dir,
-        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
-        &url,
-    )
-    .await;
-    assert!(ok, "plan after apply is not empty: {out}");
+    let tf = TfStack::init(&gw, MAIN_TF, &[]).await;
+    tf.apply_and_plan_clean().await;
     let value = gw
         .aws(&[
             "secretsmanager",
@@ -105,13 +82,7 @@ async fn terraform_stack_applies_plans_clean_and_destroys() {
         .await
         .expect("secret readable");
     assert_eq!(value["SecretString"], "s3cr3t");
-    let (ok, out) = terraform(
-        &dir,
-        &["destroy", "-auto-approve", "-input=false", "-no-color"],
-        &url,
-    )
-    .await;
-    assert!(ok, "terraform destroy: {out}");
+    tf.destroy().await;
     let zones = gw
         .aws(&["route53", "list-hosted-zones"])
         .await

@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Gw, TF_PLUGINS, s, terraform};
+use support::{Gw, TfStack, s};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -180,43 +180,14 @@ resource "aws_cloudwatch_log_stream" "audit" {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terraform_log_group_applies_plans_clean_and_destroys() {
-    assert!(
-        std::path::Path::new(TF_PLUGINS).exists(),
-        "the terraform AWS provider mirror {TF_PLUGINS} is missing"
-    );
     let gw = Gw::start().await;
-    let dir = gw.dir().join("tf");
-    std::fs::create_dir_all(&dir).expect("tf dir");
-    std::fs::write(dir.join("main.tf"), MAIN_TF).expect("write main.tf");
-    let url = gw.url();
-    let plugin_dir = format!("-plugin-dir={TF_PLUGINS}");
-    let (ok, out) = terraform(&dir, &["init", "-input=false", &plugin_dir], &url).await;
-    assert!(ok, "terraform init: {out}");
-    let (ok, out) = terraform(
-        &dir,
-        &["apply", "-auto-approve", "-input=false", "-no-color"],
-        &url,
-    )
-    .await;
-    assert!(ok, "terraform apply: {out}");
-    let (ok, out) = terraform(
-        &dir,
-        &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
-        &url,
-    )
-    .await;
-    assert!(ok, "plan after apply is not empty: {out}");
+    let tf = TfStack::init(&gw, MAIN_TF, &[]).await;
+    tf.apply_and_plan_clean().await;
     let groups = gw.ok(&["logs", "describe-log-groups"]).await;
     let group = &groups["logGroups"][0];
     assert_eq!(group["retentionInDays"], 7);
     assert!(s(&group["kmsKeyId"]).starts_with("arn:aws:kms:us-east-1:000000000000:key/"));
-    let (ok, out) = terraform(
-        &dir,
-        &["destroy", "-auto-approve", "-input=false", "-no-color"],
-        &url,
-    )
-    .await;
-    assert!(ok, "terraform destroy: {out}");
+    tf.destroy().await;
     let groups = gw.ok(&["logs", "describe-log-groups"]).await;
     assert_eq!(groups["logGroups"], json!([]));
     gw.stop().await;

@@ -15,8 +15,7 @@ use skiff_k8s_core::quantity::Quantity;
 use crate::ownership::{self, is_deleting, str_at};
 use crate::replicaset::is_pod_ready;
 
-pub const CPU_USAGE_ANNOTATION: &str = "skiff.dev/cpu-usage";
-pub const MEMORY_USAGE_ANNOTATION: &str = "skiff.dev/memory-usage";
+pub use skiff_k8s_core::simulated_usage::{CPU_USAGE_ANNOTATION, MEMORY_USAGE_ANNOTATION};
 
 /// `--horizontal-pod-autoscaler-tolerance`: ratios within 10 % of 1 change nothing.
 pub const TOLERANCE: f64 = 0.1;
@@ -59,38 +58,8 @@ pub fn pod_requests(pod: &Value, resource: &str) -> Result<i64, String> {
 
 impl MetricsSource for SimulatedMetrics {
     fn pod_usage(&self, pod: &Value, resource: &str) -> Option<i64> {
-        if str_at(pod, "/status/phase") != "Running" {
-            return None;
-        }
-        let annotation = match resource {
-            "cpu" => CPU_USAGE_ANNOTATION,
-            "memory" => MEMORY_USAGE_ANNOTATION,
-            _ => return None,
-        };
-        if let Some(v) = pod
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(annotation))
-            .and_then(Value::as_str)
-        {
-            return Quantity::parse(v).ok().map(|q| q.milli_value());
-        }
-        // Containers without a request count as zero here; Utilization targets reject them.
-        let total: i64 = pod
-            .pointer("/spec/containers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.pointer(&format!("/resources/requests/{resource}")))
-            .filter_map(|v| {
-                let text = v
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string());
-                Quantity::parse(&text).ok()
-            })
-            .map(|q| q.milli_value())
-            .sum();
-        Some(total / 2)
+        // One model for every reader: the same figures `kubectl top` shows.
+        skiff_k8s_core::simulated_usage::pod_usage(pod, resource)
     }
 }
 

@@ -40,28 +40,8 @@ const PV_FINALIZER: &str = "external-provisioner.volume.kubernetes.io/finalizer"
 const DEFAULT_GID_RANGE: (i64, i64) = (50_000, 7_000_000);
 const RETRY: Duration = Duration::from_secs(2);
 
-#[derive(Debug, thiserror::Error)]
-pub enum EfsCsiError {
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    #[error("{}: {}", .0.code, .0.message)]
-    Aws(AwsError),
-}
-
-impl From<AwsError> for EfsCsiError {
-    fn from(e: AwsError) -> Self {
-        EfsCsiError::Aws(e)
-    }
-}
-
-impl From<EfsCsiError> for Error {
-    fn from(e: EfsCsiError) -> Self {
-        match e {
-            EfsCsiError::Api(a) => Error::Api(a),
-            EfsCsiError::Aws(a) => Error::Invalid(format!("{}: {}", a.code, a.message)),
-        }
-    }
-}
+/// The CSI drivers share one error type: a Kubernetes API error or an AWS one.
+use crate::ebs_csi::EbsError as EfsCsiError;
 
 type Result<T> = std::result::Result<T, EfsCsiError>;
 

@@ -168,3 +168,54 @@ pub async fn network(g: &Gw) -> (String, Vec<String>) {
     }
     (vpc, subnets)
 }
+
+/// A terraform working directory holding `main_tf`, initialised from the local provider mirror,
+/// with `var.endpoint` = the gateway and any extra `-var`s: the apply / empty plan / destroy round
+/// trip every terraform test makes, each step asserted with terraform's own output.
+pub struct TfStack {
+    dir: std::path::PathBuf,
+    url: String,
+    vars: Vec<String>,
+}
+
+impl TfStack {
+    pub async fn init(gw: &Gw, main_tf: &str, vars: &[(&str, &str)]) -> Self {
+        assert!(
+            std::path::Path::new(TF_PLUGINS).exists(),
+            "the terraform AWS provider mirror {TF_PLUGINS} is missing"
+        );
+        let dir = gw.dir().join("tf");
+        std::fs::create_dir_all(&dir).expect("tf dir");
+        std::fs::write(dir.join("main.tf"), main_tf).expect("write main.tf");
+        let url = gw.url();
+        let plugin_dir = format!("-plugin-dir={TF_PLUGINS}");
+        let (ok, out) = terraform(&dir, &["init", "-input=false", &plugin_dir], &url).await;
+        assert!(ok, "terraform init: {out}");
+        let vars = vars.iter().map(|(k, v)| format!("-var={k}={v}")).collect();
+        Self { dir, url, vars }
+    }
+
+    async fn run(&self, args: &[&str], what: &str) {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-input=false", "-no-color"]);
+        all.extend(self.vars.iter().map(String::as_str));
+        let (ok, out) = terraform(&self.dir, &all, &self.url).await;
+        assert!(ok, "{what}: {out}");
+    }
+
+    /// `apply`, then a `plan -detailed-exitcode` that must find nothing to change.
+    pub async fn apply_and_plan_clean(&self) {
+        self.run(&["apply", "-auto-approve"], "terraform apply")
+            .await;
+        self.run(
+            &["plan", "-detailed-exitcode"],
+            "plan after apply is not empty",
+        )
+        .await;
+    }
+
+    pub async fn destroy(&self) {
+        self.run(&["destroy", "-auto-approve"], "terraform destroy")
+            .await;
+    }
+}
