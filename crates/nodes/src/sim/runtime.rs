@@ -1138,6 +1138,10 @@ impl PodJob {
         if t.is_noop() {
             return PodOutcome::Noop;
         }
+        // The kubelet's Events come before the status that sums them up, as the runtime does the
+        // steps before the status manager reports them: a reader who sees the new status also
+        // sees every event that led to it (a followed `kubectl logs` relies on that order).
+        self.record(&t.events, now).await;
         let pods = pods_ref().in_namespace(&self.namespace);
         let mut new_obj = None;
         if let Some(patch) = t.patch.clone() {
@@ -1167,7 +1171,6 @@ impl PodJob {
                 }
             }
         }
-        self.record(&t.events, now).await;
         if t.release_ip {
             self.network.release(&self.node_ref, &self.uid).await;
         }
