@@ -699,3 +699,325 @@ async fn the_protocol_answers_as_the_distribution_spec_says() {
     let _ = std::fs::remove_dir_all(&blobs);
     gw.stop().await;
 }
+
+/// Uploads `bytes` as one layer of `repo` through the ECR layer API (the aws CLI), in parts of
+/// at most `part` bytes; returns the digest.
+async fn upload_layer(gw: &Gw, dir: &Path, repo: &str, bytes: &[u8], part: usize) -> String {
+    let started = gw
+        .ok(&["ecr", "initiate-layer-upload", "--repository-name", repo])
+        .await;
+    let upload_id = s(&started["uploadId"]);
+    assert_eq!(started["partSize"], 2 * 1024 * 1024);
+    for (i, chunk) in bytes.chunks(part).enumerate() {
+        let file = dir.join(format!("part-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&file, chunk).unwrap();
+        let first = i * part;
+        let last = first + chunk.len() - 1;
+        let up = gw
+            .ok(&[
+                "ecr",
+                "upload-layer-part",
+                "--repository-name",
+                repo,
+                "--upload-id",
+                &upload_id,
+                "--part-first-byte",
+                &first.to_string(),
+                "--part-last-byte",
+                &last.to_string(),
+                "--layer-part-blob",
+                &format!("fileb://{}", file.display()),
+            ])
+            .await;
+        assert_eq!(up["lastByteReceived"], last as u64);
+    }
+    let digest = sha(bytes);
+    let done = gw
+        .ok(&[
+            "ecr",
+            "complete-layer-upload",
+            "--repository-name",
+            repo,
+            "--upload-id",
+            &upload_id,
+            "--layer-digests",
+            &digest,
+        ])
+        .await;
+    assert_eq!(done["layerDigest"], digest.as_str());
+    digest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_api_and_the_registry_share_one_blob_store() {
+    let (gw, blobs) = registry_gateway().await;
+    let host = host_of(&gw);
+    let work = std::env::temp_dir().join(format!("skiff-layers-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&work).unwrap();
+    gw.ok(&["ecr", "create-repository", "--repository-name", "api/app"])
+        .await;
+    let password = s(&gw.ok(&["ecr", "get-login-password"]).await);
+    let creds = format!("AWS:{password}");
+
+    // An image built through the API alone (as `docker push` to ECR's API-based clients does):
+    // layer and config as layers, then PutImage; skopeo pulls exactly those bytes from /v2/.
+    let tar = tar_with("api.txt", b"uploaded through InitiateLayerUpload\n");
+    let layer = gzip(&tar);
+    let layer_digest = upload_layer(&gw, &work, "api/app", &layer, 100).await;
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha(&tar)]}
+    }))
+    .unwrap();
+    let config_digest = upload_layer(&gw, &work, "api/app", &config, 1 << 20).await;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer_digest, "size": layer.len()}]
+    })
+    .to_string();
+    let put = gw
+        .ok(&[
+            "ecr",
+            "put-image",
+            "--repository-name",
+            "api/app",
+            "--image-tag",
+            "v1",
+            "--image-manifest",
+            &manifest,
+        ])
+        .await;
+    assert_eq!(
+        put["image"]["imageId"]["imageDigest"],
+        sha(manifest.as_bytes())
+    );
+    let out = work.join("pulled");
+    skopeo(&[
+        "copy",
+        "--src-creds",
+        &creds,
+        "--src-tls-verify=false",
+        &format!("docker://{host}/api/app:v1"),
+        &format!("oci:{}:v1", out.display()),
+    ])
+    .await
+    .expect("skopeo pulls what the layer API uploaded");
+    assert_eq!(
+        std::fs::read(out.join("blobs/sha256").join(&layer_digest[7..])).unwrap(),
+        layer
+    );
+
+    // The availability check and the download URL, for a layer uploaded either way.
+    let src = work.join("layout");
+    let (_, pushed_layer, _) = write_layout(&src, "pushed with skopeo\n");
+    skopeo(&[
+        "copy",
+        "--dest-creds",
+        &creds,
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", src.display()),
+        &format!("docker://{host}/api/app:pushed"),
+    ])
+    .await
+    .expect("skopeo push");
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let checked = gw
+        .ok(&[
+            "ecr",
+            "batch-check-layer-availability",
+            "--repository-name",
+            "api/app",
+            "--layer-digests",
+            &layer_digest,
+            &pushed_layer,
+            &missing,
+            "sha256:nothex",
+        ])
+        .await;
+    let layers = checked["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{checked}");
+    assert!(layers.iter().all(|l| l["layerAvailability"] == "AVAILABLE"));
+    let codes: Vec<&str> = checked["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["failureCode"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        ["MissingLayerDigest", "InvalidLayerDigest"],
+        "{checked}"
+    );
+    let url = gw
+        .ok(&[
+            "ecr",
+            "get-download-url-for-layer",
+            "--repository-name",
+            "api/app",
+            "--layer-digest",
+            &pushed_layer,
+        ])
+        .await;
+    let download = s(&url["downloadUrl"]);
+    let fetched = curl("GET", &download, None, &[], b"").await;
+    assert_eq!(fetched.status, 200);
+    assert_eq!(
+        fetched.body,
+        std::fs::read(src.join("blobs/sha256").join(&pushed_layer[7..])).unwrap()
+    );
+    let forged = curl(
+        "GET",
+        &download.replace("signature=", "signature=0"),
+        None,
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(forged.status, 403, "a URL edited after signing is refused");
+    let err = gw
+        .err(&[
+            "ecr",
+            "get-download-url-for-layer",
+            "--repository-name",
+            "api/app",
+            "--layer-digest",
+            &missing,
+        ])
+        .await;
+    assert!(err.contains("LayersNotFoundException"), "{err}");
+
+    // The errors ECR answers, and nothing changes on them.
+    let started = gw
+        .ok(&[
+            "ecr",
+            "initiate-layer-upload",
+            "--repository-name",
+            "api/app",
+        ])
+        .await;
+    let upload_id = s(&started["uploadId"]);
+    let part = work.join("gap");
+    std::fs::write(&part, b"abc").unwrap();
+    let err = gw
+        .err(&[
+            "ecr",
+            "upload-layer-part",
+            "--repository-name",
+            "api/app",
+            "--upload-id",
+            &upload_id,
+            "--part-first-byte",
+            "5",
+            "--part-last-byte",
+            "7",
+            "--layer-part-blob",
+            &format!("fileb://{}", part.display()),
+        ])
+        .await;
+    assert!(err.contains("InvalidLayerPartException"), "{err}");
+    gw.ok(&[
+        "ecr",
+        "upload-layer-part",
+        "--repository-name",
+        "api/app",
+        "--upload-id",
+        &upload_id,
+        "--part-first-byte",
+        "0",
+        "--part-last-byte",
+        "2",
+        "--layer-part-blob",
+        &format!("fileb://{}", part.display()),
+    ])
+    .await;
+    let err = gw
+        .err(&[
+            "ecr",
+            "complete-layer-upload",
+            "--repository-name",
+            "api/app",
+            "--upload-id",
+            &upload_id,
+            "--layer-digests",
+            &missing,
+        ])
+        .await;
+    assert!(err.contains("InvalidLayerException"), "{err}");
+    let err = gw
+        .err(&[
+            "ecr",
+            "complete-layer-upload",
+            "--repository-name",
+            "api/app",
+            "--upload-id",
+            "00000000-0000-4000-8000-000000000000",
+            "--layer-digests",
+            &missing,
+        ])
+        .await;
+    assert!(err.contains("UploadNotFoundException"), "{err}");
+    let again = gw
+        .ok(&[
+            "ecr",
+            "initiate-layer-upload",
+            "--repository-name",
+            "api/app",
+        ])
+        .await;
+    let file = work.join("layer-again");
+    std::fs::write(&file, &layer).unwrap();
+    gw.ok(&[
+        "ecr",
+        "upload-layer-part",
+        "--repository-name",
+        "api/app",
+        "--upload-id",
+        &s(&again["uploadId"]),
+        "--part-first-byte",
+        "0",
+        "--part-last-byte",
+        &(layer.len() - 1).to_string(),
+        "--layer-part-blob",
+        &format!("fileb://{}", file.display()),
+    ])
+    .await;
+    let err = gw
+        .err(&[
+            "ecr",
+            "complete-layer-upload",
+            "--repository-name",
+            "api/app",
+            "--upload-id",
+            &s(&again["uploadId"]),
+            "--layer-digests",
+            &layer_digest,
+        ])
+        .await;
+    assert!(err.contains("LayerAlreadyExistsException"), "{err}");
+    let dangling = manifest.replace(&layer_digest[7..], &missing[7..]);
+    let err = gw
+        .err(&[
+            "ecr",
+            "put-image",
+            "--repository-name",
+            "api/app",
+            "--image-tag",
+            "v2",
+            "--image-manifest",
+            &dangling,
+        ])
+        .await;
+    assert!(err.contains("LayersNotFoundException"), "{err}");
+    let tags = gw
+        .ok(&["ecr", "list-images", "--repository-name", "api/app"])
+        .await;
+    assert_eq!(tags["imageIds"].as_array().unwrap().len(), 2, "{tags}");
+
+    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&blobs);
+    gw.stop().await;
+}

@@ -41,6 +41,18 @@ pub enum EcrError {
     InvalidTagParameter(String),
     #[error("{0}")]
     Validation(String),
+    #[error("{0}")]
+    UploadNotFound(String),
+    #[error("{0}")]
+    InvalidLayerPart(String),
+    #[error("{0}")]
+    InvalidLayer(String),
+    #[error("{0}")]
+    LayerAlreadyExists(String),
+    #[error("{0}")]
+    LayersNotFound(String),
+    #[error("{0}")]
+    EmptyUpload(String),
     /// A concurrent writer changed the repository record first (callers may retry).
     #[error("The repository was modified concurrently; retry")]
     Conflict,
@@ -63,6 +75,12 @@ impl From<EcrError> for AwsError {
             EcrError::InvalidParameter(m) => ("InvalidParameterException", m),
             EcrError::InvalidTagParameter(m) => ("InvalidTagParameterException", m),
             EcrError::Validation(m) => ("ValidationException", m),
+            EcrError::UploadNotFound(m) => ("UploadNotFoundException", m),
+            EcrError::InvalidLayerPart(m) => ("InvalidLayerPartException", m),
+            EcrError::InvalidLayer(m) => ("InvalidLayerException", m),
+            EcrError::LayerAlreadyExists(m) => ("LayerAlreadyExistsException", m),
+            EcrError::LayersNotFound(m) => ("LayersNotFoundException", m),
+            EcrError::EmptyUpload(m) => ("EmptyUploadException", m),
             EcrError::Conflict => {
                 return AwsError::new(
                     "ServerException",

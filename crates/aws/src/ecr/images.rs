@@ -48,6 +48,7 @@ pub async fn put_image(ctx: &RequestContext, input: Value) -> EcrResult<Value> {
         .unwrap_or(DEFAULT_MEDIA_TYPE)
         .to_string();
     let tag = opt_str(&input, "imageTag");
+    super::layers::check_manifest_layers(ctx, &repo, &parsed).await?;
     add_image(&mut repo, manifest, &parsed, &media_type, tag)?;
     save(ctx, &repo, rev).await?;
     Ok(json!({"image": {
@@ -294,6 +295,10 @@ pub async fn batch_delete_image(ctx: &RequestContext, input: Value) -> EcrResult
     }
     if !deleted.is_empty() {
         save(ctx, &repo, rev).await?;
+        // Their layers may be garbage now.
+        if let Some(b) = super::layers::current_blobs() {
+            b.request_gc();
+        }
     }
     Ok(json!({"imageIds": deleted, "failures": failures}))
 }

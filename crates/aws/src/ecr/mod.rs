@@ -8,9 +8,11 @@
 pub mod auth;
 pub mod common;
 pub mod images;
+pub mod layers;
 pub mod policies;
 pub mod registry;
 pub mod registry_blobs;
+pub mod registry_gc;
 pub mod registry_manifests;
 pub mod repositories;
 pub mod tags;
@@ -43,6 +45,12 @@ pub async fn dispatch(
         "DescribeImages" => i::describe_images(ctx, input).await,
         "ListImages" => i::list_images(ctx, input).await,
         "BatchDeleteImage" => i::batch_delete_image(ctx, input).await,
+        // layers.rs
+        "InitiateLayerUpload" => layers::initiate_layer_upload(ctx, input).await,
+        "UploadLayerPart" => layers::upload_layer_part(ctx, input).await,
+        "CompleteLayerUpload" => layers::complete_layer_upload(ctx, input).await,
+        "BatchCheckLayerAvailability" => layers::batch_check_layer_availability(ctx, input).await,
+        "GetDownloadUrlForLayer" => layers::get_download_url_for_layer(ctx, input).await,
         // policies.rs
         "PutLifecyclePolicy" => p::put_lifecycle_policy(ctx, input).await,
         "GetLifecyclePolicy" => p::get_lifecycle_policy(ctx, input).await,
@@ -63,3 +71,6 @@ pub async fn dispatch(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod layers_tests;

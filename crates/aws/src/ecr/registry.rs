@@ -142,21 +142,39 @@ pub fn upload_range(size: u64) -> String {
 /// What one registry instance shares: the store, and the blob files with the uploads in flight.
 pub struct Registry {
     pub(super) store: Arc<dyn Store>,
-    pub(super) blobs: Option<Blobs>,
+    pub(super) blobs: Option<Arc<Blobs>>,
 }
 
 /// The `/v2/` routes, with their own state; the gateway merges them before its AWS fallback.
-/// `dir: None` leaves the registry answering `UNSUPPORTED` (no place for blobs).
+/// `dir: None` leaves the registry answering `UNSUPPORTED` (no place for blobs). Housekeeping
+/// ([`super::registry_gc`]) runs with its default ages.
 pub fn router(store: Arc<dyn Store>, dir: Option<std::path::PathBuf>) -> Router {
-    let registry = Arc::new(Registry {
-        store,
-        blobs: dir.map(Blobs::new),
-    });
+    let blobs = dir.map(|d| Arc::new(Blobs::new(d)));
+    if let Some(b) = &blobs {
+        super::registry_gc::spawn(store.clone(), Arc::downgrade(b), Default::default());
+    }
+    router_with_blobs(store, blobs)
+}
+
+/// The `/v2/` routes over blobs the caller shares with the ECR API ([`super::layers::with_blobs`]),
+/// plus the layer download URLs `GetDownloadUrlForLayer` hands out.
+pub fn router_with_blobs(store: Arc<dyn Store>, blobs: Option<Arc<Blobs>>) -> Router {
+    let downloads = match &blobs {
+        Some(b) => Router::new()
+            .route(
+                "/_skiff/ecr/layer/{account}/{region}/{digest}",
+                axum::routing::get(super::layers::download),
+            )
+            .with_state((store.clone(), b.clone())),
+        None => Router::new(),
+    };
+    let registry = Arc::new(Registry { store, blobs });
     Router::new()
         .route("/v2", any(handle))
         .route("/v2/", any(handle))
         .route("/v2/{*rest}", any(handle))
         .with_state(registry)
+        .merge(downloads)
 }
 
 /// What a `/v2/...` path names. Repository names may contain `/`, references and digests never do,
@@ -337,7 +355,10 @@ async fn route(
             m::put_manifest(&ctx, &name, &reference, headers, body).await
         }
         (Target::Manifest { name, reference }, "DELETE") => {
-            m::delete_manifest(&ctx, &name, &reference).await
+            let r = m::delete_manifest(&ctx, &name, &reference).await;
+            // The image's layers may be garbage now.
+            blobs.request_gc();
+            r
         }
         (Target::Blob { name, digest }, "GET" | "HEAD") => {
             b::get_blob(&ctx, blobs, &name, &digest, headers, method == Method::HEAD).await

@@ -32,6 +32,14 @@ use crate::resources;
 pub struct Blobs {
     dir: PathBuf,
     uploads: Mutex<UploadMap>,
+    /// Pushes hold it shared from "is the file there" to "link committed"; garbage collection holds
+    /// it exclusively from "which digests are linked" to "files removed", so a push never links a
+    /// blob that collection is deleting ([`super::registry_gc`]).
+    pub(super) gc_lock: tokio::sync::RwLock<()>,
+    /// Wakes the collector after an image deletion.
+    pub(super) gc_wanted: tokio::sync::Notify,
+    /// Signs `GetDownloadUrlForLayer` URLs; per process, so URLs die with it (ECR's last an hour).
+    pub(super) url_key: [u8; 32],
 }
 
 /// Uploads in flight by id.
@@ -41,10 +49,12 @@ type UploadMap = HashMap<String, (Owner, Arc<tokio::sync::Mutex<Upload>>)>;
 type Owner = (String, String, String);
 
 /// One upload in flight: how far it got, and the running hash of what arrived.
-struct Upload {
-    size: u64,
+pub(super) struct Upload {
+    pub(super) size: u64,
     hasher: Sha256,
-    path: PathBuf,
+    pub(super) path: PathBuf,
+    /// Last time a part arrived: uploads idle longer than the configured age are expired.
+    pub(super) touched: std::time::Instant,
 }
 
 /// A repository's claim on a blob.
@@ -80,14 +90,37 @@ fn io(e: std::io::Error) -> RegistryError {
 }
 
 impl Blobs {
+    /// Uploads live in memory only, so files left in `<dir>/uploads` by an earlier process are
+    /// abandoned by definition and removed here.
     pub fn new(dir: PathBuf) -> Self {
+        let _ = std::fs::remove_dir_all(dir.join("uploads"));
         Self {
             dir,
             uploads: Mutex::new(HashMap::new()),
+            gc_lock: tokio::sync::RwLock::new(()),
+            gc_wanted: tokio::sync::Notify::new(),
+            url_key: rand::random(),
         }
     }
 
-    fn blob_path(&self, hex: &str) -> PathBuf {
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Ask the collector to run soon (after images were deleted).
+    pub fn request_gc(&self) {
+        self.gc_wanted.notify_one();
+    }
+
+    /// Ids of the uploads in flight with their owner and entry (for expiry).
+    pub(super) fn upload_entries(&self) -> Vec<(String, Arc<tokio::sync::Mutex<Upload>>)> {
+        self.uploads()
+            .iter()
+            .map(|(id, (_, u))| (id.clone(), u.clone()))
+            .collect()
+    }
+
+    pub(super) fn blob_path(&self, hex: &str) -> PathBuf {
         self.dir.join("blobs").join("sha256").join(hex)
     }
 
@@ -96,7 +129,7 @@ impl Blobs {
     }
 
     /// The upload `id` if it belongs to this caller's account, region and repository.
-    fn upload(
+    pub(super) fn upload(
         &self,
         ctx: &RequestContext,
         repo: &str,
@@ -110,7 +143,11 @@ impl Blobs {
             .ok_or_else(|| RegistryError::BlobUploadUnknown(id.to_string()))
     }
 
-    async fn create_upload(&self, ctx: &RequestContext, repo: &str) -> RegistryResult<String> {
+    pub(super) async fn create_upload(
+        &self,
+        ctx: &RequestContext,
+        repo: &str,
+    ) -> RegistryResult<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let dir = self.dir.join("uploads");
         tokio::fs::create_dir_all(&dir).await.map_err(io)?;
@@ -121,6 +158,7 @@ impl Blobs {
             size: 0,
             hasher: Sha256::new(),
             path,
+            touched: std::time::Instant::now(),
         };
         self.uploads().insert(
             id.clone(),
@@ -129,7 +167,7 @@ impl Blobs {
         Ok(id)
     }
 
-    async fn drop_upload(&self, id: &str, path: &Path) {
+    pub(super) async fn drop_upload(&self, id: &str, path: &Path) {
         self.uploads().remove(id);
         let _ = tokio::fs::remove_file(path).await;
     }
@@ -150,6 +188,22 @@ async fn append(up: &mut Upload, body: Body) -> RegistryResult<()> {
         up.size += chunk.len() as u64;
     }
     file.flush().await.map_err(io)?;
+    up.touched = std::time::Instant::now();
+    Ok(())
+}
+
+/// Append one part given whole (the ECR API's `UploadLayerPart`).
+pub(super) async fn append_bytes(up: &mut Upload, bytes: &[u8]) -> RegistryResult<()> {
+    let mut file = tokio::fs::OpenOptions::new()
+        .append(true)
+        .open(&up.path)
+        .await
+        .map_err(io)?;
+    file.write_all(bytes).await.map_err(io)?;
+    file.flush().await.map_err(io)?;
+    up.hasher.update(bytes);
+    up.size += bytes.len() as u64;
+    up.touched = std::time::Instant::now();
     Ok(())
 }
 
@@ -174,7 +228,12 @@ fn created(name: &str, digest: &str) -> Response {
         .unwrap_or_default()
 }
 
-async fn put_link(ctx: &RequestContext, repo: &str, digest: &str, size: u64) -> RegistryResult<()> {
+pub(super) async fn put_link(
+    ctx: &RequestContext,
+    repo: &str,
+    digest: &str,
+    size: u64,
+) -> RegistryResult<()> {
     let link = LayerLink {
         size,
         pushed_at: super::common::now(),
@@ -197,7 +256,59 @@ pub async fn linked(
         .map(|(l, _)| l))
 }
 
-/// Verify, fsync, move into place and link: the upload becomes blob `digest` of `name`.
+/// Why an upload could not become a blob.
+#[derive(Debug)]
+pub(super) enum FinishError {
+    /// The digest is not `sha256:<hex>` (the upload is dropped).
+    BadDigest,
+    /// The bytes hash to something else (the upload is dropped).
+    Mismatch,
+    Other(RegistryError),
+}
+
+/// Verify, fsync, move into place and link: the upload becomes blob `digest` of `name`. The upload
+/// is gone afterwards whatever the outcome, except on I/O or store failures.
+pub(super) async fn finish_blob(
+    ctx: &RequestContext,
+    blobs: &Blobs,
+    name: &str,
+    id: &str,
+    up: &mut Upload,
+    digest: &str,
+) -> Result<(), FinishError> {
+    let Ok(hex) = sha256_hex(digest) else {
+        blobs.drop_upload(id, &up.path).await;
+        return Err(FinishError::BadDigest);
+    };
+    let actual = hex::encode(up.hasher.clone().finalize());
+    if actual != hex {
+        blobs.drop_upload(id, &up.path).await;
+        return Err(FinishError::Mismatch);
+    }
+    let other = |e| FinishError::Other(io(e));
+    let file = tokio::fs::File::open(&up.path).await.map_err(other)?;
+    file.sync_all().await.map_err(other)?;
+    drop(file);
+    let target = blobs.blob_path(hex);
+    let parent = target.parent().unwrap_or(&blobs.dir).to_path_buf();
+    tokio::fs::create_dir_all(&parent).await.map_err(other)?;
+    // Shared with other pushes, exclusive of the collector: the file cannot vanish before the link
+    // that keeps it is committed.
+    let _guard = blobs.gc_lock.read().await;
+    if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+        // Same bytes by construction (same SHA-256): keep the file already there.
+        let _ = tokio::fs::remove_file(&up.path).await;
+    } else {
+        tokio::fs::rename(&up.path, &target).await.map_err(other)?;
+        let d = tokio::fs::File::open(&parent).await.map_err(other)?;
+        d.sync_all().await.map_err(other)?;
+    }
+    blobs.uploads().remove(id);
+    put_link(ctx, name, digest, up.size)
+        .await
+        .map_err(FinishError::Other)
+}
+
 async fn commit_upload(
     ctx: &RequestContext,
     blobs: &Blobs,
@@ -206,35 +317,13 @@ async fn commit_upload(
     up: &mut Upload,
     digest: &str,
 ) -> RegistryResult<Response> {
-    let hex = match sha256_hex(digest) {
-        Ok(h) => h,
-        Err(e) => {
-            blobs.drop_upload(id, &up.path).await;
-            return Err(e);
+    match finish_blob(ctx, blobs, name, id, up, digest).await {
+        Ok(()) => Ok(created(name, digest)),
+        Err(FinishError::BadDigest | FinishError::Mismatch) => {
+            Err(RegistryError::DigestInvalid(digest.to_string()))
         }
-    };
-    let actual = hex::encode(up.hasher.clone().finalize());
-    if actual != hex {
-        blobs.drop_upload(id, &up.path).await;
-        return Err(RegistryError::DigestInvalid(digest.to_string()));
+        Err(FinishError::Other(e)) => Err(e),
     }
-    let file = tokio::fs::File::open(&up.path).await.map_err(io)?;
-    file.sync_all().await.map_err(io)?;
-    drop(file);
-    let target = blobs.blob_path(hex);
-    let parent = target.parent().unwrap_or(&blobs.dir).to_path_buf();
-    tokio::fs::create_dir_all(&parent).await.map_err(io)?;
-    if tokio::fs::try_exists(&target).await.unwrap_or(false) {
-        // Same bytes by construction (same SHA-256): keep the file already there.
-        let _ = tokio::fs::remove_file(&up.path).await;
-    } else {
-        tokio::fs::rename(&up.path, &target).await.map_err(io)?;
-        let d = tokio::fs::File::open(&parent).await.map_err(io)?;
-        d.sync_all().await.map_err(io)?;
-    }
-    blobs.uploads().remove(id);
-    put_link(ctx, name, digest, up.size).await?;
-    Ok(created(name, digest))
 }
 
 /// `POST /v2/<name>/blobs/uploads/`: a mount (`?mount=&from=`), a monolithic upload (`?digest=`),
@@ -250,6 +339,7 @@ pub async fn start_upload(
     if let (Some(digest), Some(from)) = (query_param(uri, "mount"), query_param(uri, "from")) {
         let hex = sha256_hex(&digest)?;
         // A mount from a repository we cannot see (or without the blob) is a plain upload start.
+        let _guard = blobs.gc_lock.read().await;
         if repository(ctx, &from).await.is_ok()
             && let Some(link) = linked(ctx, &from, &digest).await?
             && tokio::fs::try_exists(blobs.blob_path(hex))

@@ -143,6 +143,10 @@ pub async fn delete_repository(ctx: &RequestContext, input: Value) -> EcrResult<
         e.map(EcrError::Internal)
             .unwrap_or_else(|| not_found(ctx, &repo.name))
     })?;
+    // Blobs only this repository held are garbage now.
+    if let Some(b) = super::layers::current_blobs() {
+        b.request_gc();
+    }
     Ok(json!({ "repository": repo.describe(ctx) }))
 }
 

@@ -48,6 +48,8 @@ pub struct GatewayConfig {
     /// (`127.0.0.1:4566/<name>`, which a client can push to) instead of AWS's
     /// `<account>.dkr.ecr.<region>.amazonaws.com/<name>` (which does not resolve here). `docs/ecr.md`.
     pub reachable_registry_uris: bool,
+    /// ECR registry housekeeping: abandoned-upload expiry and blob garbage collection ages.
+    pub registry_gc: crate::ecr::registry_gc::GcConfig,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +61,7 @@ impl Default for GatewayConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             registry_dir: None,
             reachable_registry_uris: false,
+            registry_gc: crate::ecr::registry_gc::GcConfig::default(),
         }
     }
 }
@@ -71,15 +74,29 @@ pub struct GatewayState {
     pub health: HealthChecks,
     /// Request counters and latencies served at `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// The ECR registry's blob files, shared by `/v2/` and the ECR layer API (`registry_dir`).
+    pub registry_blobs: Option<Arc<crate::ecr::registry_blobs::Blobs>>,
 }
 
 impl GatewayState {
+    /// Starts the registry's housekeeping task when `config.registry_dir` is set (so it needs a
+    /// Tokio runtime then).
     pub fn new(store: Arc<dyn Store>, config: GatewayConfig) -> Self {
+        let registry_blobs = config.registry_dir.clone().map(|dir| {
+            let blobs = Arc::new(crate::ecr::registry_blobs::Blobs::new(dir));
+            crate::ecr::registry_gc::spawn(
+                store.clone(),
+                Arc::downgrade(&blobs),
+                config.registry_gc.clone(),
+            );
+            blobs
+        });
         Self {
             store,
             config,
             health: HealthChecks::default(),
             metrics: Arc::default(),
+            registry_blobs,
         }
     }
 }

@@ -31,7 +31,7 @@ pub fn router(state: GatewayState) -> Router {
     let timing =
         axum::middleware::from_fn_with_state(state.metrics.clone(), super::metrics::time_registry);
     let registry =
-        crate::ecr::registry::router(state.store.clone(), state.config.registry_dir.clone())
+        crate::ecr::registry::router_with_blobs(state.store.clone(), state.registry_blobs.clone())
             .layer(timing);
     Router::new()
         .route("/_skiff/health", get(health::health))
@@ -259,9 +259,22 @@ async fn handle_call(
     let api_host = (state.config.reachable_registry_uris && info.name == "ecr")
         .then(|| headers.get(header::HOST)?.to_str().ok().map(str::to_string))
         .flatten();
-    let dispatched = crate::ecr::common::with_api_host(
-        api_host,
-        crate::dispatch(&ctx, info.signing_name, &op.name, decoded.input),
+    // ECR layer operations share the registry's blobs; download URLs name the request's host.
+    let blobs = (info.name == "ecr")
+        .then(|| state.registry_blobs.clone())
+        .flatten();
+    let request_host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1:4566")
+        .to_string();
+    let dispatched = crate::ecr::layers::with_blobs(
+        blobs,
+        request_host,
+        crate::ecr::common::with_api_host(
+            api_host,
+            crate::dispatch(&ctx, info.signing_name, &op.name, decoded.input),
+        ),
     );
     let wire = match dispatched.await {
         Ok(output) => skiff_aws_model::encode_output(model, op, &output, &request_id),

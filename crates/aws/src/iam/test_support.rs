@@ -21,17 +21,28 @@ impl Store for MemStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
         Ok(self.inner.lock().unwrap().1.get(key).cloned())
     }
-    async fn list(&self, prefix: &str, _opts: ListOptions) -> Result<ListResult, StoreError> {
+    async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult, StoreError> {
+        use std::ops::Bound;
         let g = self.inner.lock().unwrap();
-        let items =
-            g.1.range(prefix.to_string()..)
+        // Paging as the real stores page: strictly after `start_after`, at most `limit` (0 = all).
+        let from = match opts.start_after {
+            Some(k) if k.as_str() >= prefix => Bound::Excluded(k),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        let mut matching =
+            g.1.range((from, Bound::Unbounded))
                 .take_while(|(k, _)| k.starts_with(prefix))
-                .map(|(_, v)| v.clone())
-                .collect();
+                .map(|(_, v)| v.clone());
+        let items: Vec<KeyValue> = if opts.limit == 0 {
+            matching.by_ref().collect()
+        } else {
+            matching.by_ref().take(opts.limit).collect()
+        };
+        let more = matching.next().is_some();
         Ok(ListResult {
             items,
             revision: g.0,
-            more: false,
+            more,
         })
     }
     async fn count(&self, prefix: &str) -> Result<u64, StoreError> {
