@@ -151,3 +151,180 @@ impl Api {
         )
     }
 }
+
+/// Content type of an aggregated discovery reply; client-go checks `g`, `v` and `as` on the
+/// response before decoding it as an `APIGroupDiscoveryList`.
+pub(crate) const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether the `Accept` header asks for `apidiscovery.k8s.io/v2` in JSON. kubectl 1.32 lists the
+/// protobuf form first, then JSON, then plain JSON: we answer the JSON aggregated form whenever it
+/// is listed anywhere, and the legacy documents otherwise (old clients, curl).
+pub(crate) fn wants_aggregated(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| {
+            let mut parts = media.split(';').map(str::trim);
+            if parts.next() != Some("application/json") {
+                return false;
+            }
+            let (mut g, mut v, mut r#as) = (false, false, false);
+            for p in parts {
+                match p.split_once('=') {
+                    Some(("g", "apidiscovery.k8s.io")) => g = true,
+                    Some(("v", "v2")) => v = true,
+                    Some(("as", "APIGroupDiscoveryList")) => r#as = true,
+                    _ => {}
+                }
+            }
+            g && v && r#as
+        })
+}
+
+/// `{group, version, kind}` as `responseKind` spells it.
+fn response_kind(group: &str, version: &str, kind: &str) -> Value {
+    json!({"group": group, "version": version, "kind": kind})
+}
+
+impl Api {
+    /// One `APIResourceDiscovery` per served resource of `group/version`, with its
+    /// subresources nested (aggregated discovery does not list `pods/status` as a row).
+    fn discovery_resources(&self, group: &str, version: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let get_patch_update = ["get", "patch", "update"];
+        for served in self.registry.served_versions() {
+            let info = &served.info;
+            if info.group != group || info.version != version {
+                continue;
+            }
+            let mut subs = Vec::new();
+            if info.has_status {
+                subs.push(json!({"subresource": "status",
+                    "responseKind": response_kind("", "", &info.kind), "verbs": get_patch_update}));
+            }
+            if info.scale.is_some() {
+                subs.push(json!({"subresource": "scale",
+                    "responseKind": response_kind("autoscaling", "v1", "Scale"), "verbs": get_patch_update}));
+            }
+            for h in &self.subresources {
+                let (parent, pgroup) = h.parent();
+                if parent == info.plural && pgroup == info.group {
+                    let (kind, g, v) = h.kind();
+                    subs.push(json!({"subresource": h.subresource(),
+                        "responseKind": response_kind(g, v, kind), "verbs": ["create"]}));
+                }
+            }
+            out.push(Self::discovery_row(info, json!(info.verbs), subs));
+        }
+        for h in &self.create_only {
+            let info = h.info();
+            if info.group == group && info.version == version {
+                out.push(Self::discovery_row(info, json!(h.verbs()), Vec::new()));
+            }
+        }
+        out
+    }
+
+    fn discovery_row(info: &ResourceInfo, verbs: Value, subresources: Vec<Value>) -> Value {
+        let scope = if info.namespaced {
+            "Namespaced"
+        } else {
+            "Cluster"
+        };
+        prune_empty(json!({
+            "resource": info.plural,
+            "responseKind": response_kind("", "", &info.kind),
+            "scope": scope,
+            "singularResource": info.singular,
+            "verbs": verbs,
+            "shortNames": info.short_names,
+            "categories": info.categories,
+            "subresources": subresources,
+        }))
+    }
+
+    /// `apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`: the core group alone for `/api`
+    /// (`legacy`), every named group for `/apis`. Built per request from the served versions, so
+    /// a CRD shows up (or goes) as soon as it is established (or deleted).
+    #[doc(alias = "APIGroupDiscoveryList")]
+    pub(crate) fn aggregated_discovery(&self, legacy: bool) -> Value {
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for (g, v) in self.group_versions() {
+            if g.is_empty() != legacy {
+                continue;
+            }
+            match groups.iter_mut().find(|(n, _)| *n == g) {
+                Some((_, vs)) => vs.push(v),
+                None => groups.push((g, vec![v])),
+            }
+        }
+        let items: Vec<Value> = groups
+            .iter()
+            .map(|(g, vs)| {
+                let versions: Vec<Value> = vs
+                    .iter()
+                    .map(|v| {
+                        json!({"version": v, "resources": self.discovery_resources(g, v),
+                            "freshness": "Current"})
+                    })
+                    .collect();
+                json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions})
+            })
+            .collect();
+        json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+            "metadata": {}, "items": items})
+    }
+
+    /// `/api` or `/apis`: the aggregated list when the client asks for it, else the legacy
+    /// `APIVersions` / `APIGroupList`.
+    pub(crate) fn discovery_root(&self, headers: &http::HeaderMap, legacy: bool) -> super::Reply {
+        if wants_aggregated(headers) {
+            let mut r = super::Reply::json(
+                http::StatusCode::OK,
+                &self.aggregated_discovery(legacy),
+            );
+            r.content_type = AGGREGATED_CONTENT_TYPE;
+            return r;
+        }
+        let v = if legacy {
+            self.api_versions()
+        } else {
+            self.api_group_list()
+        };
+        super::Reply::json(http::StatusCode::OK, &v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::ACCEPT, v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        // kubectl 1.32's header.
+        assert!(wants_aggregated(&accept(
+            "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,\
+             application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        )));
+        assert!(wants_aggregated(&accept(
+            "application/json; g=apidiscovery.k8s.io; v=v2; as=APIGroupDiscoveryList"
+        )));
+        assert!(!wants_aggregated(&accept("application/json")));
+        assert!(!wants_aggregated(&accept(
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+        )));
+        assert!(!wants_aggregated(&accept(
+            "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        )));
+        assert!(!wants_aggregated(&http::HeaderMap::new()));
+    }
+}

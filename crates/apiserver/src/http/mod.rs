@@ -394,11 +394,11 @@ impl Api {
         let ok = |v: Value| Ok(Reply::json(StatusCode::OK, &v));
         match parts.as_slice() {
             ["version"] => ok(self.version.clone()),
-            ["api"] => ok(self.api_versions()),
+            ["api"] => Ok(self.discovery_root(ctx.headers, true)),
             ["api", v] => self
                 .api_resource_list("", v)
                 .map_or_else(|| Err(not_found_path()), ok),
-            ["apis"] => ok(self.api_group_list()),
+            ["apis"] => Ok(self.discovery_root(ctx.headers, false)),
             ["apis", g] => self.api_group(g).map_or_else(|| Err(not_found_path()), ok),
             ["apis", g, v] => self
                 .api_resource_list(g, v)

@@ -18,6 +18,7 @@ mod filters;
 mod pagination;
 mod tags;
 
+mod address_pool;
 mod addresses;
 mod images;
 pub mod instance_types;

@@ -2,15 +2,15 @@
 //! IPv4 address pool (network interfaces, instances, NAT gateways and later pod IPs draw from it).
 //!
 //! AWS reserves the first four addresses and the last one of every subnet, so a `/24` has 251 usable;
-//! `AvailableIpAddressCount` is that minus the addresses in use (kept in the record's `_used`).
+//! `AvailableIpAddressCount` is that minus the addresses in use (kept in the record's `_usedRanges`, see [`super::address_pool`]).
 
-use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 use skiff_aws_model::AwsError;
 
+use super::address_pool::AddressPool;
 use super::common::{self, Describe, Txn, opt_attr_bool, opt_str, req_str};
 use super::errors::{dependency, error, invalid_value};
 use super::{network_acls, regions, tags, vpcs};
@@ -86,7 +86,7 @@ pub(crate) fn build(
             "EnableResourceNameDnsAAAARecord": false,
         },
         "Tags": tags,
-        "_used": [],
+        "_usedRanges": [],
     })
 }
 
@@ -95,7 +95,8 @@ pub(crate) fn cidr_of(subnet: &Value) -> Option<Ipv4Net> {
 }
 
 /// Take `count` free addresses (lowest first) plus the `requested` ones from the subnet's pool.
-/// Refuses addresses outside the subnet, reserved or in use, and a pool too small.
+/// Refuses addresses outside the subnet, reserved or in use, and a pool too small; on refusal the
+/// subnet is unchanged.
 pub(crate) fn allocate(
     subnet: &mut Value,
     count: usize,
@@ -103,13 +104,11 @@ pub(crate) fn allocate(
 ) -> Result<Vec<Ipv4Addr>, AwsError> {
     let subnet_id = subnet["SubnetId"].as_str().unwrap_or_default().to_string();
     let net = cidr_of(subnet).ok_or_else(|| invalid_value("subnet has no IPv4 CIDR"))?;
-    let mut used: HashSet<Ipv4Addr> = common::array(subnet, "_used")
-        .iter()
-        .filter_map(|v| v.as_str()?.parse().ok())
-        .collect();
+    let mut pool = AddressPool::load(subnet);
+    // AWS reserves the network address and the next three, and the broadcast address.
     let first = u32::from(net.network()) + 4;
     let last = u32::from(net.broadcast()).saturating_sub(1);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(requested.len() + count);
     for ip in requested {
         let n = u32::from(*ip);
         if !net.contains(ip) || n < first || n > last {
@@ -117,7 +116,7 @@ pub(crate) fn allocate(
                 "Address {ip} does not fall within the subnet's address range"
             )));
         }
-        if !used.insert(*ip) {
+        if !pool.insert(n) {
             return Err(error(
                 "InvalidIPAddress.InUse.Private",
                 &[("ip", &ip.to_string())],
@@ -125,41 +124,25 @@ pub(crate) fn allocate(
         }
         out.push(*ip);
     }
-    let mut n = first;
-    while out.len() < requested.len() + count {
-        if n > last {
-            return Err(error(
-                "InsufficientFreeAddressesInSubnet",
-                &[("id", &subnet_id)],
-            ));
-        }
-        let ip = Ipv4Addr::from(n);
-        if used.insert(ip) {
-            out.push(ip);
-        }
-        n += 1;
-    }
-    store_used(subnet, net, used);
+    let Some(taken) = pool.take_lowest(count, first, last) else {
+        return Err(error(
+            "InsufficientFreeAddressesInSubnet",
+            &[("id", &subnet_id)],
+        ));
+    };
+    out.extend(taken.into_iter().map(Ipv4Addr::from));
+    pool.store(subnet, usable(net));
     Ok(out)
 }
 
 /// Return addresses to the pool.
 pub(crate) fn release(subnet: &mut Value, ips: &[String]) {
     let Some(net) = cidr_of(subnet) else { return };
-    let used: HashSet<Ipv4Addr> = common::array(subnet, "_used")
-        .iter()
-        .filter_map(|v| v.as_str())
-        .filter(|s| !ips.iter().any(|i| i == s))
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    store_used(subnet, net, used);
-}
-
-fn store_used(subnet: &mut Value, net: Ipv4Net, used: HashSet<Ipv4Addr>) {
-    let mut sorted: Vec<Ipv4Addr> = used.into_iter().collect();
-    sorted.sort();
-    subnet["AvailableIpAddressCount"] = json!(usable(net) - sorted.len() as i64);
-    subnet["_used"] = Value::Array(sorted.iter().map(|ip| json!(ip.to_string())).collect());
+    let mut pool = AddressPool::load(subnet);
+    for ip in ips.iter().filter_map(|s| s.parse::<Ipv4Addr>().ok()) {
+        pool.remove(u32::from(ip));
+    }
+    pool.store(subnet, usable(net));
 }
 
 #[doc(alias = "CreateSubnet")]
@@ -352,7 +335,7 @@ mod tests {
     use super::*;
 
     fn subnet(cidr: &str) -> Value {
-        json!({"SubnetId": "subnet-1", "CidrBlock": cidr, "_used": []})
+        json!({"SubnetId": "subnet-1", "CidrBlock": cidr, "_usedRanges": []})
     }
 
     #[test]
