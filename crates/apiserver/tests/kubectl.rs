@@ -221,6 +221,58 @@ async fn kubectl_deployments_scale_and_namespaces() {
         "{out}"
     );
 
+    // kubectl 1.32 asks for aggregated discovery (one document per root) and gets it; a plain
+    // `Accept` still gets the legacy APIGroupList.
+    let aggregated = "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,\
+                      application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    let r = s
+        .req("GET", "/apis", None, None, &[("accept", aggregated)])
+        .await;
+    assert_eq!(
+        r.headers["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    assert_eq!(r.body["kind"], "APIGroupDiscoveryList");
+    let apps = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "apps")
+        .expect("apps group");
+    let deployments = apps["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "deployments")
+        .expect("deployments");
+    assert_eq!(deployments["scope"], "Namespaced");
+    assert_eq!(deployments["responseKind"]["kind"], "Deployment");
+    let subs: Vec<&str> = deployments["subresources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["subresource"].as_str().unwrap())
+        .collect();
+    assert!(
+        subs.contains(&"status") && subs.contains(&"scale"),
+        "{subs:?}"
+    );
+    let core = s
+        .req("GET", "/api", None, None, &[("accept", aggregated)])
+        .await;
+    let core_items = core.body["items"].as_array().unwrap();
+    assert!(
+        core_items[0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resource"] == "configmaps" && r["scope"] == "Namespaced"),
+        "{}",
+        core.text
+    );
+    let legacy = s.get("/apis").await;
+    assert_eq!(legacy.body["kind"], "APIGroupList");
+
     let ns = dir.path().join("ns.yaml");
     std::fs::write(&ns, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: team\n").unwrap();
     let out = k.ok(&["create", "-f", ns.to_str().unwrap()]).await;

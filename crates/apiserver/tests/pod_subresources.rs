@@ -197,6 +197,54 @@ async fn discovery_lists_the_subresources() {
     assert_eq!(e["group"], "policy");
     assert_eq!(e["version"], "v1");
     assert!(find("bindings").is_some());
+    let log = find("pods/log").expect("pods/log listed");
+    assert_eq!(
+        (log["kind"].clone(), log["verbs"].clone()),
+        (json!("Pod"), json!(["get"]))
+    );
+    assert_eq!(
+        find("pods/exec").expect("pods/exec")["verbs"],
+        json!(["create", "get"])
+    );
+    // The aggregated form (what kubectl 1.32 asks for) nests the same subresources under pods.
+    let aggregated = s
+        .req(
+            "GET",
+            "/api",
+            None,
+            None,
+            &[(
+                "accept",
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            )],
+        )
+        .await;
+    let pods = aggregated.body["items"][0]["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "pods")
+        .cloned()
+        .expect("pods in aggregated discovery");
+    let mut subs: Vec<&str> = pods["subresources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["subresource"].as_str().unwrap())
+        .collect();
+    subs.sort_unstable();
+    assert_eq!(
+        subs,
+        [
+            "attach",
+            "binding",
+            "eviction",
+            "exec",
+            "log",
+            "portforward",
+            "status"
+        ]
+    );
     // kubectl still reads discovery cleanly and shows no subresource rows.
     let k = Kubectl::new(&s.base);
     let out = k.ok(&["api-resources"], None).await;

@@ -20,6 +20,38 @@ fn resource_entry(info: &ResourceInfo) -> Value {
     })
 }
 
+/// Subresources served by the HTTP layer itself rather than a hook (`http/resource.rs`,
+/// `registry/pod_exec.rs`): (core resource, subresource, kind, verbs), as upstream lists them.
+const CONNECT_SUBRESOURCES: &[(&str, &str, &str, &[&str])] = &[
+    ("pods", "log", "Pod", &["get"]),
+    ("pods", "exec", "PodExecOptions", &["create", "get"]),
+    ("pods", "attach", "PodAttachOptions", &["create", "get"]),
+    (
+        "pods",
+        "portforward",
+        "PodPortForwardOptions",
+        &["create", "get"],
+    ),
+];
+
+/// The [`CONNECT_SUBRESOURCES`] rows of a resource.
+fn connect_subresources(
+    info: &ResourceInfo,
+) -> impl Iterator<
+    Item = &'static (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+    ),
+> {
+    let core = info.group.is_empty() && info.version == "v1";
+    let plural = info.plural.clone();
+    CONNECT_SUBRESOURCES
+        .iter()
+        .filter(move |(parent, ..)| core && *parent == plural)
+}
+
 fn prune_empty(mut v: Value) -> Value {
     if let Some(o) = v.as_object_mut() {
         o.retain(|_, x| !matches!(x, Value::Array(a) if a.is_empty()));
@@ -118,6 +150,12 @@ impl Api {
                     "namespaced": info.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale",
                     "verbs": ["get", "patch", "update"]}));
             }
+            for (_, sub, kind, verbs) in connect_subresources(info) {
+                resources.push(
+                    json!({"name": format!("{}/{sub}", info.plural), "singularName": "",
+                    "namespaced": info.namespaced, "kind": kind, "verbs": verbs}),
+                );
+            }
             for h in &self.subresources {
                 let (parent, pgroup) = h.parent();
                 if parent == info.plural && pgroup == info.group {
@@ -209,6 +247,10 @@ impl Api {
                 subs.push(json!({"subresource": "scale",
                     "responseKind": response_kind("autoscaling", "v1", "Scale"), "verbs": get_patch_update}));
             }
+            for (_, sub, kind, verbs) in connect_subresources(info) {
+                subs.push(json!({"subresource": sub,
+                    "responseKind": response_kind("", "", kind), "verbs": verbs}));
+            }
             for h in &self.subresources {
                 let (parent, pgroup) = h.parent();
                 if parent == info.plural && pgroup == info.group {
@@ -282,10 +324,8 @@ impl Api {
     /// `APIVersions` / `APIGroupList`.
     pub(crate) fn discovery_root(&self, headers: &http::HeaderMap, legacy: bool) -> super::Reply {
         if wants_aggregated(headers) {
-            let mut r = super::Reply::json(
-                http::StatusCode::OK,
-                &self.aggregated_discovery(legacy),
-            );
+            let mut r =
+                super::Reply::json(http::StatusCode::OK, &self.aggregated_discovery(legacy));
             r.content_type = AGGREGATED_CONTENT_TYPE;
             return r;
         }
