@@ -410,4 +410,22 @@ async fn user_launch_template_and_scale_in_through_autoscaling() {
     .await;
     wait_nodes(&env, 1).await;
     assert_eq!(instances_of(&env, "ng").await.len(), 1);
+    // describe-nodegroup follows the group, and a later config update keeps that size.
+    let ng = env.nodegroup("prod", "ng").await.unwrap();
+    assert_eq!(ng["scalingConfig"]["desiredSize"], 1, "{ng}");
+    env.call(
+        "eks",
+        "UpdateNodegroupConfig",
+        json!({"clusterName": "prod", "nodegroupName": "ng", "scalingConfig": {"maxSize": 4}}),
+    )
+    .await;
+    let ng = wait_status(&env, "ACTIVE").await;
+    assert_eq!(
+        (
+            ng["scalingConfig"]["desiredSize"].clone(),
+            ng["scalingConfig"]["maxSize"].clone()
+        ),
+        (json!(1), json!(4))
+    );
+    assert_eq!(instances_of(&env, "ng").await.len(), 1);
 }

@@ -49,6 +49,35 @@ fn check_selectors(selectors: &Value) -> Result<(), AwsError> {
     Ok(())
 }
 
+/// Whether a subnet is public: its route table (its own association, else the VPC's main table)
+/// sends traffic to an internet gateway. Fargate takes private subnets only.
+async fn routes_to_internet_gateway(
+    ctx: &RequestContext,
+    subnet: &str,
+    vpc: &str,
+) -> Result<bool, AwsError> {
+    let tables = |filters: Value| async move {
+        crate::ec2::dispatch(ctx, "DescribeRouteTables", json!({ "Filters": filters }))
+            .await
+            .map(|out| out["RouteTables"].as_array().cloned().unwrap_or_default())
+    };
+    let mut found = tables(json!([{"Name": "association.subnet-id", "Values": [subnet]}])).await?;
+    if found.is_empty() {
+        found = tables(json!([{"Name": "vpc-id", "Values": [vpc]},
+                               {"Name": "association.main", "Values": ["true"]}]))
+        .await?;
+    }
+    Ok(found.iter().any(|t| {
+        t["Routes"].as_array().is_some_and(|routes| {
+            routes.iter().any(|r| {
+                r["GatewayId"]
+                    .as_str()
+                    .is_some_and(|g| g.starts_with("igw-"))
+            })
+        })
+    }))
+}
+
 #[doc(alias = "CreateFargateProfile")]
 pub async fn create_fargate_profile(ctx: &RequestContext, input: Value) -> Result<Value, AwsError> {
     let cluster = req_str(&input, "clusterName")?;
@@ -63,7 +92,14 @@ pub async fn create_fargate_profile(ctx: &RequestContext, input: Value) -> Resul
     check_role(ctx, role).await?;
     let subnet_ids = str_list(&input["subnets"]);
     if !subnet_ids.is_empty() {
-        subnets(ctx, &subnet_ids).await?;
+        let found = subnets(ctx, &subnet_ids).await?;
+        for (id, vpc, _) in &found {
+            if routes_to_internet_gateway(ctx, id, vpc).await? {
+                return Err(invalid(format!(
+                    "Subnet {id} provided in Fargate Profile is not a private subnet"
+                )));
+            }
+        }
     }
     check_selectors(&input["selectors"])?;
     let profile = json!({

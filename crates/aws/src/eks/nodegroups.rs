@@ -263,7 +263,27 @@ pub async fn describe_nodegroup(ctx: &RequestContext, input: Value) -> Result<Va
             }
         }
     };
+    let mut ng = ng;
+    follow_group_size(ctx, &mut ng).await;
     Ok(json!({ "nodegroup": public(&ng) }))
+}
+
+/// An ACTIVE nodegroup's desired size is its Auto Scaling group's: the Cluster Autoscaler (or
+/// anyone) calling `SetDesiredCapacity` on the group changes what `describe-nodegroup` shows, as on
+/// EKS. While the nodegroup is created or updated, the record leads and the group follows.
+async fn follow_group_size(ctx: &RequestContext, ng: &mut Value) {
+    if ng["status"] != "ACTIVE" {
+        return;
+    }
+    let Some(group) = ng["resources"]["autoScalingGroups"][0]["name"].as_str() else {
+        return;
+    };
+    let key = resources::key(ctx, "autoscaling", "group", group);
+    if let Ok(Some((g, _))) = resources::get::<Value>(&*ctx.store, &key).await
+        && let Some(desired) = g["DesiredCapacity"].as_i64()
+    {
+        ng["scalingConfig"]["desiredSize"] = json!(desired);
+    }
 }
 
 #[doc(alias = "ListNodegroups")]
@@ -301,6 +321,8 @@ pub async fn update_nodegroup_config(
             ng["status"].as_str().unwrap_or_default()
         )));
     }
+    // Sizes the call leaves out keep what the group has now (it may have been scaled since).
+    follow_group_size(ctx, &mut ng).await;
     let mut params = Vec::new();
     if input["scalingConfig"].is_object() {
         let mut s = ng["scalingConfig"].clone();

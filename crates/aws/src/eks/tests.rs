@@ -587,6 +587,49 @@ async fn fargate_profiles_and_pod_identity() {
         call(&c, "CreateFargateProfile", fp).await.unwrap_err().code,
         "ResourceInUseException"
     );
+    // A subnet routed to an internet gateway is public: Fargate refuses it.
+    let ec2 = |op: &'static str, input: Value| {
+        let c = c.clone();
+        async move { crate::ec2::dispatch(&c, op, input).await.unwrap() }
+    };
+    let vpc =
+        ec2("DescribeSubnets", json!({"SubnetIds": [subnets[1]]})).await["Subnets"][0]["VpcId"]
+            .clone();
+    let igw = ec2("CreateInternetGateway", json!({})).await["InternetGateway"]["InternetGatewayId"]
+        .clone();
+    ec2(
+        "AttachInternetGateway",
+        json!({"InternetGatewayId": igw, "VpcId": vpc}),
+    )
+    .await;
+    let rtb =
+        ec2("CreateRouteTable", json!({"VpcId": vpc})).await["RouteTable"]["RouteTableId"].clone();
+    ec2(
+        "CreateRoute",
+        json!({"RouteTableId": rtb, "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": igw}),
+    )
+    .await;
+    ec2(
+        "AssociateRouteTable",
+        json!({"RouteTableId": rtb, "SubnetId": subnets[1]}),
+    )
+    .await;
+    let public = call(
+        &c,
+        "CreateFargateProfile",
+        json!({"clusterName": "demo", "fargateProfileName": "pub", "podExecutionRoleArn": role,
+        "subnets": [subnets[1]], "selectors": [{"namespace": "x"}]}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(public.code, "InvalidParameterException");
+    assert_eq!(
+        public.message,
+        format!(
+            "Subnet {} provided in Fargate Profile is not a private subnet",
+            subnets[1]
+        )
+    );
     let no_sel = call(&c, "CreateFargateProfile", json!({"clusterName": "demo", "fargateProfileName": "fp2", "podExecutionRoleArn": role, "selectors": []})).await.unwrap_err();
     assert_eq!(no_sel.code, "InvalidParameterException");
     assert_eq!(
