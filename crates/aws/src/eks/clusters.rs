@@ -217,6 +217,15 @@ pub async fn create_cluster(ctx: &RequestContext, input: Value) -> Result<Value,
     )
     .await?;
     let sg_id = sg["GroupId"].as_str().unwrap_or_default().to_string();
+    // As EKS makes it: all traffic among members (control plane ENIs, managed nodes, pods with
+    // the group) is allowed by a rule referencing the group itself; egress is EC2's default.
+    crate::ec2::dispatch(
+        ctx,
+        "AuthorizeSecurityGroupIngress",
+        json!({"GroupId": sg_id, "IpPermissions": [
+            {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": sg_id}]}]}),
+    )
+    .await?;
 
     let id = oidc_id();
     let mut logging = input["logging"].clone();

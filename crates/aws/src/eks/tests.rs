@@ -93,6 +93,12 @@ async fn create_cluster_records_creating_and_validates() {
             .unwrap()
             .starts_with("eks-cluster-sg-demo-")
     );
+    let ingress = &groups["SecurityGroups"][0]["IpPermissions"];
+    assert_eq!(ingress[0]["IpProtocol"], "-1", "{ingress}");
+    assert_eq!(
+        ingress[0]["UserIdGroupPairs"][0]["GroupId"], sg,
+        "{ingress}"
+    );
 
     // Describe reports exactly what is recorded: still CREATING.
     let d = ok(&c, "DescribeCluster", json!({"name": "demo"})).await;
